@@ -1,0 +1,187 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""node_certificate: one task per host = key and CSR on the node, signature on the CA host, install on the node.
+
+The CA key is read on the controller (the CA host) and never sent anywhere.
+The node's private key is made on the node and never comes back: only the CSR
+travels here and only the certificate travels back. A run with nothing due is
+a single module call on the node.
+"""
+from __future__ import annotations
+
+import base64
+import os
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import (
+    NODE_CERTIFICATE_SPEC, node_file_names)
+
+try:
+    from cryptography import x509
+
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
+        certificate_pem, pem_of)
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.formats import truststore
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
+        Identity, build_identity, host_names_from_facts, merge)
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import KeySpec, validate_key_spec
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
+    IMPORT_ERROR = None
+except ImportError as exc:  # reported per task, with the fix
+    IMPORT_ERROR = exc
+    PKIError = ValueError
+
+NODE_MODULE = "securebydefault.pki.node_certificate_files"
+# Options the node-side module takes unchanged.
+PASSED_THROUGH = ("path", "name", "allow_wildcard", "usages", "renew_before", "key_passphrase", "regenerate_key",
+                  "force", "backup", "pkcs12_keystore", "pkcs12_passphrase", "key_type", "key_size", "owner",
+                  "group", "key_mode", "cert_mode")
+
+
+def _typed_names(values, field, kind, allow_wildcard):
+    """Parse user-supplied names and insist each is of the kind its option promises."""
+    identity = build_identity(values, field, allow_wildcard)
+    wrong = {"dns": list(identity.ip_addresses) + list(identity.uris),
+             "ip": list(identity.dns_names) + list(identity.uris),
+             "uri": list(identity.dns_names) + list(identity.ip_addresses)}[kind]
+    if wrong:
+        raise PKIError(field, "%s are not %s" % ([str(w) for w in wrong], {"dns": "DNS names", "ip": "IP addresses",
+                                                                           "uri": "URIs"}[kind]),
+                       "put DNS names in dns_names, addresses in ip_addresses and URIs in uris")
+    return identity
+
+
+def plan_identity(params, task_vars):
+    """(names approved on the controller, sources the node must discover itself)."""
+    sources = params["identity_from"]
+    parts = []
+    if "inventory_hostname" in sources:
+        inventory_name = task_vars.get("inventory_hostname", "")
+        parts.append(build_identity([inventory_name], "identity_from (inventory_hostname %r)" % inventory_name,
+                                    params["allow_wildcard"]))
+    host_sources = [s for s in sources if s != "inventory_hostname"]
+    facts = task_vars.get("ansible_facts") or {}
+    discover = []
+    if host_sources and facts.get("hostname"):
+        parts.append(build_identity(host_names_from_facts(facts, "", host_sources), "identity_from (facts)"))
+    else:
+        discover = host_sources
+    parts.append(_typed_names(params["dns_names"], "dns_names", "dns", params["allow_wildcard"]))
+    parts.append(_typed_names(params["ip_addresses"], "ip_addresses", "ip", False))
+    parts.append(_typed_names(params["uris"], "uris", "uri", False))
+    if params["spiffe_id"]:
+        parts.append(_typed_names([params["spiffe_id"]], "spiffe_id", "uri", False))
+        if not params["spiffe_id"].startswith("spiffe://"):
+            raise PKIError("spiffe_id", "%r is not a SPIFFE ID" % params["spiffe_id"],
+                           "write it as spiffe://trust-domain/path")
+    return merge(*parts) if parts else Identity(), discover
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(NODE_CERTIFICATE_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        if IMPORT_ERROR is not None:
+            result.update(failed=True, msg="node_certificate needs the Python library cryptography >= 38 on the "
+                          "controller (pip install cryptography): %s" % IMPORT_ERROR)
+            return result
+        validation = ArgumentSpecValidator(
+            NODE_CERTIFICATE_SPEC,
+            required_if=[("pkcs12_keystore", True, ("pkcs12_passphrase",)),
+                         ("pkcs12_truststore", True, ("pkcs12_passphrase",))],
+        ).validate(self._task.args)
+        if validation.error_messages:
+            result.update(failed=True, msg="; ".join(validation.error_messages))
+            return result
+        params = validation.validated_parameters
+        try:
+            plan = self._plan(params, task_vars)
+        except PKIError as exc:
+            result.update(failed=True, msg=str(exc), field=exc.field, fix=exc.fix)
+            return result
+        ca, approved, discover, node_args = plan
+
+        prepared = self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="prepare", names=approved,
+                                                                      discover=discover), task_vars=task_vars)
+        if prepared.get("failed"):
+            return self._finish(result, prepared, failed=True)
+        if not prepared.get("csr"):
+            return self._finish(result, prepared)
+
+        try:
+            csr = x509.load_pem_x509_csr(prepared["csr"].encode("ascii"))
+            identity = build_identity(prepared["identity"], "names", params["allow_wildcard"])
+            cert = ca.sign(csr, identity, params["usages"], parse_duration(params["valid_for"], "valid_for"))
+        except (PKIError, ValueError) as exc:
+            result.update(failed=True, msg="signing refused: %s" % exc, reasons=prepared.get("reasons", []),
+                          identity=prepared.get("identity", []), field=getattr(exc, "field", None),
+                          fix=getattr(exc, "fix", None))
+            return result
+        installed = self._execute_module(NODE_MODULE, module_args=dict(
+            node_args, stage="install", names=prepared["identity"], certificate=certificate_pem(cert)),
+            task_vars=task_vars)
+        if installed.get("failed"):
+            return self._finish(result, installed, failed=True, reasons=prepared.get("reasons", []))
+        installed["reasons"] = prepared.get("reasons", [])
+        installed["written"] = prepared.get("written", []) + installed.get("written", [])
+        installed["discovered"] = prepared.get("discovered", {})
+        installed.setdefault("diff", {})["before"] = (prepared.get("diff") or {}).get("before", {})
+        return self._finish(result, installed)
+
+    def _plan(self, params, task_vars):
+        """Everything that can be checked before the node is touched."""
+        validate_key_spec(KeySpec(params["key_type"], params["key_size"]))
+        valid_for = parse_duration(params["valid_for"], "valid_for")
+        renew_before = parse_duration(params["renew_before"], "renew_before")
+        if renew_before >= valid_for:
+            raise PKIError("renew_before", "%s is not shorter than valid_for %s" % (params["renew_before"],
+                                                                                    params["valid_for"]),
+                           "renew before a fraction of the lifetime, e.g. valid_for 90d with renew_before 30d")
+        if not os.path.isabs(params["path"]):
+            raise PKIError("path", "%r is not an absolute path" % params["path"], "give an absolute directory")
+        ca = ca_store.load_ca(params["ca_path"], params["ca_passphrase"])
+        identity, discover = plan_identity(params, task_vars)
+        if identity.is_empty() and not discover:
+            raise PKIError("identity_from", "the certificate would name nothing",
+                           "keep identity_from or add dns_names / ip_addresses")
+        if not identity.is_empty():
+            ca.check_identity(identity, "names")
+        if valid_for > ca.policy.max_validity:
+            raise PKIError("valid_for", "%s exceeds the CA's maximum leaf validity" % params["valid_for"],
+                           "shorten valid_for, or raise max_leaf_validity on the CA")
+        roots = [ca.root]
+        node_args = {k: params[k] for k in PASSED_THROUGH}
+        node_args["issuer"] = pem_of([ca.certificate] + ca.chain + ([ca.root] if ca.root != ca.certificate else []))
+        node_args["bundle"] = pem_of(roots)
+        if params["pkcs12_truststore"]:
+            node_args["truststore"] = base64.b64encode(truststore(roots, params["pkcs12_passphrase"])).decode("ascii")
+        return ca, identity.names(), discover, node_args
+
+    def _finish(self, result, module_result, failed=False, reasons=None):
+        for key in ("msg", "reasons", "identity", "certificate", "written", "backups", "discovered", "field", "fix"):
+            if key in module_result:
+                result[key] = module_result[key]
+        if reasons is not None:
+            result["reasons"] = reasons
+        result["changed"] = bool(module_result.get("changed"))
+        names = node_file_names(self._task.args.get("name") or "node")
+        base = self._task.args.get("path")
+        if base:
+            enabled = {"keystore": self._task.args.get("pkcs12_keystore"),
+                       "truststore": self._task.args.get("pkcs12_truststore")}
+            result["files"] = {kind: os.path.join(base, fname) for kind, fname in names.items()
+                               if enabled.get(kind, True)}
+        if failed:
+            result["failed"] = True
+        diff = module_result.get("diff")
+        if self._task.diff and diff and result["changed"]:
+            result["diff"] = {"before": diff.get("before") or {}, "after": diff.get("after") or {}}
+        return result

@@ -1,0 +1,73 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument specs shared by the node_certificate action plugin, its node-side module and the roles."""
+from __future__ import annotations
+
+KEY_OPTIONS = dict(
+    key_type=dict(type="str", default="ec", choices=["ec", "rsa", "ed25519"]),
+    key_size=dict(type="int"),
+)
+
+FILE_OPTIONS = dict(
+    owner=dict(type="str"),
+    group=dict(type="str"),
+    key_mode=dict(type="raw", default="0600", no_log=False),
+    cert_mode=dict(type="raw", default="0644"),
+)
+
+IDENTITY_SOURCES = ["inventory_hostname", "hostname", "fqdn", "ipv4", "ipv6"]
+
+NODE_CERTIFICATE_SPEC = dict(
+    ca_path=dict(type="path", required=True),
+    ca_passphrase=dict(type="str", no_log=True),
+    path=dict(type="path", required=True),
+    name=dict(type="str", default="node"),
+    identity_from=dict(type="list", elements="str", default=list(IDENTITY_SOURCES), choices=IDENTITY_SOURCES),
+    dns_names=dict(type="list", elements="str", default=[]),
+    ip_addresses=dict(type="list", elements="str", default=[]),
+    uris=dict(type="list", elements="str", default=[]),
+    spiffe_id=dict(type="str"),
+    allow_wildcard=dict(type="bool", default=False),
+    usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
+    valid_for=dict(type="str", default="90d"),
+    renew_before=dict(type="str", default="30d"),
+    key_passphrase=dict(type="str", no_log=True),
+    regenerate_key=dict(type="str", default="on_renewal", choices=["on_renewal", "never"]),
+    force=dict(type="bool", default=False),
+    backup=dict(type="bool", default=False),
+    pkcs12_keystore=dict(type="bool", default=False),
+    pkcs12_truststore=dict(type="bool", default=False),
+    pkcs12_passphrase=dict(type="str", no_log=True),
+    **KEY_OPTIONS,
+    **FILE_OPTIONS,
+)
+
+# What the action plugin hands the node-side module; see node_certificate_files.
+NODE_FILES_SPEC = dict(
+    stage=dict(type="str", required=True, choices=["prepare", "install"]),
+    path=dict(type="path", required=True),
+    name=dict(type="str", default="node"),
+    names=dict(type="list", elements="str", default=[]),
+    discover=dict(type="list", elements="str", default=[], choices=IDENTITY_SOURCES),
+    issuer=dict(type="str", required=True),
+    bundle=dict(type="str", required=True),
+    truststore=dict(type="str"),
+    certificate=dict(type="str"),
+    allow_wildcard=dict(type="bool", default=False),
+    usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
+    renew_before=dict(type="str", default="30d"),
+    key_passphrase=dict(type="str", no_log=True),
+    regenerate_key=dict(type="str", default="on_renewal", choices=["on_renewal", "never"]),
+    force=dict(type="bool", default=False),
+    backup=dict(type="bool", default=False),
+    pkcs12_keystore=dict(type="bool", default=False),
+    pkcs12_passphrase=dict(type="str", no_log=True),
+    **KEY_OPTIONS,
+    **FILE_OPTIONS,
+)
+
+
+def node_file_names(name: str) -> dict:
+    """File names below ``path`` for a node certificate called ``name``."""
+    return {"key": "%s.key" % name, "cert": "%s.crt" % name, "chain": "%s-fullchain.crt" % name,
+            "bundle": "ca-bundle.crt", "keystore": "%s.p12" % name, "truststore": "truststore.p12"}

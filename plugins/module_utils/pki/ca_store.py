@@ -1,0 +1,194 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A CA directory on the CA host: create it in one atomic step, load and validate it.
+
+Layout (directory 0700, keys 0600)::
+
+    ca.crt    issuing CA certificate (the root, or the intermediate)
+    ca.key    issuing CA key, PKCS#8, encrypted unless the user opted out
+    root.crt  trust anchor (same certificate as ca.crt without an intermediate)
+    root.key  root key, only with an intermediate
+    ca.json   policy and what the CA was created with
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+try:
+    from cryptography import x509
+except ImportError:  # modules report it through module_support.require_cryptography()
+    pass
+
+from .authority import CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate
+from .bundle import certificate_pem, describe, load_certificate
+from .errors import PKIError
+from .files import read_bytes
+from .keys import KeySpec, generate_private_key, load_private_key, private_key_pem, spec_of_key
+from .timeutil import isoformat, not_valid_after, utcnow
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CASettings:
+    common_name: str
+    key_spec: KeySpec = KeySpec()
+    valid_for: datetime.timedelta = datetime.timedelta(days=3650)
+    constraints: NameConstraintsSpec = NameConstraintsSpec()
+    intermediate: bool = False
+    organization: Optional[str] = None
+    policy: SigningPolicy = SigningPolicy()
+
+
+def _metadata(settings: CASettings, encrypted: bool, created: datetime.datetime) -> Dict:
+    return {"format": FORMAT_VERSION, "common_name": settings.common_name, "created": isoformat(created),
+            "key": settings.key_spec.describe(), "intermediate": settings.intermediate,
+            "key_encrypted": encrypted, "constraints": settings.constraints.describe(),
+            "policy": {"max_leaf_validity": int(settings.policy.max_validity.total_seconds()),
+                       "allow_wildcard": settings.policy.allow_wildcard}}
+
+
+def build_ca_files(settings: CASettings, passphrase: Optional[str],
+                   now: Optional[datetime.datetime] = None) -> Dict[str, bytes]:
+    """The full content of a new CA directory (nothing written yet)."""
+    now = now or utcnow()
+    root_key = generate_private_key(settings.key_spec)
+    root_cn = settings.common_name + (" Root" if settings.intermediate else "")
+    root = create_ca_certificate(root_key, root_cn, settings.valid_for, settings.constraints,
+                                 path_length=1 if settings.intermediate else 0,
+                                 organization=settings.organization, now=now)
+    files = {"root.crt": certificate_pem(root).encode("ascii")}
+    if settings.intermediate:
+        key = generate_private_key(settings.key_spec)
+        cert = create_ca_certificate(key, settings.common_name, settings.valid_for, settings.constraints,
+                                     path_length=0, issuer_key=root_key, issuer_cert=root,
+                                     organization=settings.organization, now=now)
+        files["root.key"] = private_key_pem(root_key, passphrase)
+    else:
+        key, cert = root_key, root
+    files["ca.key"] = private_key_pem(key, passphrase)
+    files["ca.crt"] = certificate_pem(cert).encode("ascii")
+    files["ca.json"] = (json.dumps(_metadata(settings, bool(passphrase), now), indent=2, sort_keys=True)
+                        + "\n").encode("utf-8")
+    return files
+
+
+def write_new_ca(path: str, files: Dict[str, bytes]) -> None:
+    """Create the CA directory in one rename, so a CA is either complete or absent."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".%s.new." % os.path.basename(path), dir=parent)
+    try:
+        os.chmod(staging, 0o700)
+        for name, data in files.items():
+            mode = 0o600 if name.endswith(".key") else 0o644
+            fd = os.open(os.path.join(staging, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def ca_exists(path: str) -> bool:
+    return os.path.exists(os.path.join(path, "ca.crt")) or os.path.exists(os.path.join(path, "ca.key"))
+
+
+def read_metadata(path: str) -> Dict:
+    raw = read_bytes(os.path.join(path, "ca.json"))
+    if raw is None:
+        return {}
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError:
+        raise PKIError("ca_path", "%s/ca.json is not valid JSON" % path, "restore it from backup") from None
+
+
+def load_ca(path: str, passphrase: Optional[str], field: str = "ca_path",
+            passphrase_field: str = "ca_passphrase", check: bool = True,
+            now: Optional[datetime.datetime] = None) -> CertificateAuthority:
+    """Load and validate a CA directory; every problem is a PKIError naming the option."""
+    if not os.path.isdir(path):
+        raise PKIError(field, "no CA directory at %s" % path, "create the CA first (cluster_ca) or fix the path")
+    missing = [n for n in ("ca.crt", "ca.key", "root.crt") if not os.path.exists(os.path.join(path, n))]
+    if missing:
+        raise PKIError(field, "CA directory %s is incomplete, missing %s" % (path, ", ".join(missing)),
+                       "restore the CA directory from backup")
+    cert = load_certificate(read_bytes(os.path.join(path, "ca.crt")), "%s/ca.crt" % path)
+    root = load_certificate(read_bytes(os.path.join(path, "root.crt")), "%s/root.crt" % path)
+    meta = read_metadata(path)
+    key_data = read_bytes(os.path.join(path, "ca.key")) or b""
+    try:
+        key = load_private_key(key_data, passphrase, "%s/ca.key" % path)
+    except PKIError as exc:
+        raise PKIError(passphrase_field if "passphrase" in exc.problem else exc.field, exc.problem, exc.fix) from None
+    policy_meta = meta.get("policy") or {}
+    policy = SigningPolicy(
+        max_validity=datetime.timedelta(seconds=int(policy_meta.get("max_leaf_validity", 397 * 86400))),
+        allow_wildcard=bool(policy_meta.get("allow_wildcard", False)))
+    same = cert == root
+    ca = CertificateAuthority(key=key, certificate=cert, chain=[], root=cert if same else root, policy=policy,
+                              path=path)
+    if check:
+        ca.check_usable(now, field)
+    return ca
+
+
+def ca_summary(ca: CertificateAuthority, path: str) -> Dict:
+    info = describe(ca.certificate)
+    return {"path": path, "subject": info["subject"], "fingerprint": info["fingerprint"],
+            "not_after": info["not_after"], "root_fingerprint": describe(ca.root)["fingerprint"],
+            "key": spec_of_key(ca.key).describe(),
+            "constraints": NameConstraintsSpec.from_certificate(ca.certificate).describe(),
+            "intermediate": ca.certificate != ca.root}
+
+
+def settings_differences(ca: CertificateAuthority, settings: CASettings) -> List[str]:
+    """How an existing CA differs from what is asked; each needs a new CA, not an edit."""
+    out = []
+    cn = ca.certificate.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    have_cn = str(cn[0].value) if cn else ""
+    if have_cn != settings.common_name:
+        out.append("common_name %r -> %r" % (have_cn, settings.common_name))
+    have_spec, want_spec = spec_of_key(ca.key), settings.key_spec
+    if have_spec != KeySpec(want_spec.type, want_spec.effective_size):
+        out.append("key %s -> %s" % (have_spec.describe(), want_spec.describe()))
+    have_nc = NameConstraintsSpec.from_certificate(ca.certificate)
+    if have_nc != settings.constraints:
+        out.append("name constraints %s -> %s" % (have_nc.describe(), settings.constraints.describe()))
+    if (ca.certificate != ca.root) != settings.intermediate:
+        out.append("intermediate %s -> %s" % (ca.certificate != ca.root, settings.intermediate))
+    return out
+
+
+def policy_differences(meta: Dict, settings: CASettings) -> List[str]:
+    policy = meta.get("policy") or {}
+    out = []
+    want = int(settings.policy.max_validity.total_seconds())
+    if int(policy.get("max_leaf_validity", -1)) != want:
+        out.append("max_leaf_validity %s -> %s" % (policy.get("max_leaf_validity"), want))
+    if bool(policy.get("allow_wildcard", False)) != settings.policy.allow_wildcard:
+        out.append("allow_wildcard %s -> %s" % (policy.get("allow_wildcard", False), settings.policy.allow_wildcard))
+    return out
+
+
+def update_metadata_policy(meta: Dict, settings: CASettings) -> bytes:
+    meta = dict(meta)
+    meta["policy"] = {"max_leaf_validity": int(settings.policy.max_validity.total_seconds()),
+                      "allow_wildcard": settings.policy.allow_wildcard}
+    return (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def expires_in(ca: CertificateAuthority, now: Optional[datetime.datetime] = None) -> datetime.timedelta:
+    return min(not_valid_after(c) for c in [ca.certificate, ca.root]) - (now or utcnow())

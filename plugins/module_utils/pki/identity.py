@@ -1,0 +1,217 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Identities: the exact set of names a certificate carries.
+
+Plain strings are parsed into the right SAN type (``10.0.0.7`` is an IP,
+``spiffe://...`` a URI, anything else a DNS name). Wildcards are refused unless
+explicitly allowed. An identity built from host facts names only that host:
+its inventory name, hostname, FQDN and the addresses of its non-loopback
+interfaces.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field as dc_field
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import urlsplit
+
+try:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID, NameOID
+except ImportError:  # modules report it through module_support.require_cryptography()
+    pass
+
+from .errors import PKIError
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_SPIFFE_TD = re.compile(r"^[a-z0-9._-]+$")
+_SPIFFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+HOST_SOURCES = ("inventory_hostname", "hostname", "fqdn", "ipv4", "ipv6")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Sorted, de-duplicated names of one subject; ``common_name`` is informational."""
+
+    dns_names: Tuple[str, ...] = ()
+    ip_addresses: Tuple[IPAddress, ...] = ()
+    uris: Tuple[str, ...] = ()
+    common_name: Optional[str] = dc_field(default=None, compare=False)
+
+    def is_empty(self) -> bool:
+        return not (self.dns_names or self.ip_addresses or self.uris)
+
+    def names(self) -> List[str]:
+        """All names as plain strings, in a stable order."""
+        return list(self.dns_names) + [str(ip) for ip in self.ip_addresses] + list(self.uris)
+
+    def general_names(self) -> List[x509.GeneralName]:
+        out: List[x509.GeneralName] = [x509.DNSName(n) for n in self.dns_names]
+        out += [x509.IPAddress(ip) for ip in self.ip_addresses]
+        out += [x509.UniformResourceIdentifier(u) for u in self.uris]
+        return out
+
+    def subject_common_name(self) -> str:
+        if self.common_name:
+            return self.common_name
+        if self.dns_names:
+            return max(self.dns_names, key=lambda n: (n.count("."), len(n)))
+        return self.names()[0]
+
+    def difference(self, other: "Identity") -> Tuple[List[str], List[str]]:
+        """(names in self but not other, names in other but not self)."""
+        mine, theirs = set(self.names()), set(other.names())
+        return sorted(mine - theirs), sorted(theirs - mine)
+
+
+def normalize_dns_name(name: str, field: str, allow_wildcard: bool = False) -> str:
+    text = name.strip().rstrip(".").lower()
+    try:
+        text = text.encode("idna").decode("ascii") if not text.isascii() else text
+    except UnicodeError:
+        raise PKIError(field, "%r is not a valid DNS name" % (name,), "use letters, digits and hyphens") from None
+    labels = text.split(".")
+    if not text or len(text) > 253:
+        raise PKIError(field, "%r is not a valid DNS name" % (name,), "use a name like node1.example.internal")
+    for position, label in enumerate(labels):
+        if label == "*":
+            if position != 0 or len(labels) < 3:
+                raise PKIError(field, "wildcard %r is only valid as the leftmost label of a name with at "
+                               "least three labels" % (name,), "name each host explicitly")
+            if not allow_wildcard:
+                raise PKIError(field, "wildcard name %r refused: every certificate names exactly one "
+                               "host" % (name,),
+                               "list the host names explicitly, or set allow_wildcard: true if you "
+                               "really need a wildcard")
+            continue
+        if not _LABEL.match(label):
+            raise PKIError(field, "%r is not a valid DNS name (label %r)" % (name, label),
+                           "use letters, digits and inner hyphens, 1-63 characters per label")
+    return text
+
+
+def validate_spiffe_id(uri: str, field: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme != "spiffe":
+        raise PKIError(field, "%r is not a SPIFFE ID" % (uri,), "write it as spiffe://trust-domain/path")
+    if not parts.netloc or not _SPIFFE_TD.match(parts.netloc) or parts.port or "@" in parts.netloc:
+        raise PKIError(field, "%r has an invalid trust domain" % (uri,),
+                       "use lowercase letters, digits, dots, hyphens and underscores, no port or user")
+    if parts.query or parts.fragment:
+        raise PKIError(field, "%r must not carry a query or fragment" % (uri,), "drop everything after ? or #")
+    if parts.path:
+        segments = parts.path.split("/")[1:]
+        for segment in segments:
+            if segment in ("", ".", "..") or not _SPIFFE_SEGMENT.match(segment):
+                raise PKIError(field, "%r has an invalid path segment %r" % (uri, segment),
+                               "use non-empty segments of letters, digits, dots, hyphens, underscores")
+    return uri
+
+
+def parse_name(text: str, field: str, allow_wildcard: bool = False) -> Union[str, IPAddress]:
+    """One plain string → a normalised DNS name (str), an IP address, or a URI (str with '://')."""
+    if not isinstance(text, str) or not text.strip():
+        raise PKIError(field, "empty name", "remove the empty entry")
+    value = text.strip()
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    if "://" in value:
+        scheme = value.split("://", 1)[0].lower()
+        if scheme == "spiffe":
+            return validate_spiffe_id(value, field)
+        parts = urlsplit(value)
+        if not parts.scheme or not parts.netloc:
+            raise PKIError(field, "%r is not a valid URI" % (value,), "write it as scheme://host/path")
+        return value
+    return normalize_dns_name(value, field, allow_wildcard)
+
+
+def build_identity(names: Iterable[str], field: str = "names", allow_wildcard: bool = False,
+                   common_name: Optional[str] = None) -> Identity:
+    dns, ips, uris = set(), set(), set()
+    for index, name in enumerate(names):
+        parsed = parse_name(name, "%s[%d]" % (field, index), allow_wildcard)
+        if isinstance(parsed, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            ips.add(parsed)
+        elif "://" in parsed:
+            uris.add(parsed)
+        else:
+            dns.add(parsed)
+    return Identity(tuple(sorted(dns)), tuple(sorted(ips, key=lambda a: (a.version, int(a)))),
+                    tuple(sorted(uris)), common_name)
+
+
+def merge(*identities: Identity) -> Identity:
+    names: List[str] = []
+    for ident in identities:
+        names.extend(ident.names())
+    common = next((i.common_name for i in identities if i.common_name), None)
+    return build_identity(names, allow_wildcard=True, common_name=common)
+
+
+def is_host_address(address: IPAddress) -> bool:
+    """Addresses worth naming: not ::1/127.0.0.1, not link-local, not unspecified or multicast."""
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        return False
+    if address.version == 6 and address == ipaddress.IPv6Address("::1"):
+        return False
+    return address != ipaddress.IPv4Address("127.0.0.1")
+
+
+def host_names_from_facts(facts: Mapping, inventory_hostname: str, sources: Sequence[str]) -> List[str]:
+    """Names and addresses of one host, taken from Ansible facts.
+
+    Addresses come from the default route facts, the all_ipv*_addresses facts
+    and every interface that is not of type loopback, so an address such as
+    127.250.0.5 on a veth is kept while ``lo`` is not.
+    """
+    out: List[str] = []
+    if "inventory_hostname" in sources and inventory_hostname:
+        out.append(inventory_hostname)
+    for key in ("hostname", "fqdn"):
+        value = facts.get(key)
+        if key in sources and value and value != "localhost" and value != "localhost.localdomain":
+            out.append(str(value))
+    for version in (4, 6):
+        if "ipv%d" % version not in sources:
+            continue
+        found: List[str] = []
+        default = facts.get("default_ipv%d" % version) or {}
+        if default.get("address"):
+            found.append(default["address"])
+        found.extend(facts.get("all_ipv%d_addresses" % version) or [])
+        for iface in facts.get("interfaces") or []:
+            data = facts.get(str(iface).replace("-", "_")) or {}
+            if iface == "lo" or data.get("type") == "loopback":
+                continue
+            entries = data.get("ipv%d" % version) or []
+            entries = [entries] if isinstance(entries, dict) else list(entries)
+            if version == 4:
+                entries += list(data.get("ipv4_secondaries") or [])
+            found.extend(e["address"] for e in entries if isinstance(e, dict) and e.get("address"))
+        for text in found:
+            try:
+                address = ipaddress.ip_address(str(text).split("%", maxsplit=1)[0])
+            except ValueError:
+                continue
+            if is_host_address(address):
+                out.append(str(address))
+    return out
+
+
+def identity_of_certificate(cert: Union[x509.Certificate, x509.CertificateSigningRequest]) -> Identity:
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        san = x509.SubjectAlternativeName([])
+    common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return Identity(
+        tuple(sorted(n.lower() for n in san.get_values_for_type(x509.DNSName))),
+        tuple(sorted(san.get_values_for_type(x509.IPAddress), key=lambda a: (a.version, int(a)))),
+        tuple(sorted(san.get_values_for_type(x509.UniformResourceIdentifier))),
+        str(common[0].value) if common else None,
+    )

@@ -1,0 +1,137 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private keys: the allowed algorithms, generation, loading and PEM output.
+
+EC P-256 is the default; P-384, RSA 2048-4096 and Ed25519 are allowed.
+Nothing weaker is ever generated or accepted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+try:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+except ImportError:  # modules report it through module_support.require_cryptography()
+    pass
+
+from .errors import PKIError
+
+KEY_TYPES = ("ec", "rsa", "ed25519")
+EC_SIZES = (256, 384)
+RSA_MIN, RSA_MAX = 2048, 4096
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """What kind of key is wanted: ``ec``/256 (default), ``ec``/384, ``rsa``/2048..4096, ``ed25519``."""
+
+    type: str = "ec"
+    size: Optional[int] = None
+
+    @property
+    def effective_size(self) -> Optional[int]:
+        if self.type == "ed25519":
+            return None
+        if self.size is not None:
+            return self.size
+        return 256 if self.type == "ec" else 3072
+
+    def describe(self) -> str:
+        return self.type if self.effective_size is None else "%s/%d" % (self.type, self.effective_size)
+
+
+def validate_key_spec(spec: KeySpec, field: str = "key_type") -> KeySpec:
+    size_field = field.replace("key_type", "key_size") if "key_type" in field else field + ".size"
+    if spec.type not in KEY_TYPES:
+        raise PKIError(field, "unknown key type %r" % (spec.type,), "use one of %s" % ", ".join(KEY_TYPES))
+    size = spec.effective_size
+    if spec.type == "ec" and size not in EC_SIZES:
+        raise PKIError(size_field, "EC keys come in sizes 256 (P-256) and 384 (P-384), not %r" % (spec.size,),
+                       "set %s to 256 or 384" % size_field)
+    if spec.type == "rsa":
+        if size is None or size < RSA_MIN:
+            raise PKIError(size_field, "RSA %s is below the minimum of %d bits" % (size, RSA_MIN),
+                           "set %s to 2048, 3072 or 4096, or use key_type ec" % size_field)
+        if size > RSA_MAX or size % 256:
+            raise PKIError(size_field, "RSA keys must be a multiple of 256 bits between %d and %d, not %s"
+                           % (RSA_MIN, RSA_MAX, size), "set %s to 2048, 3072 or 4096" % size_field)
+    if spec.type == "ed25519" and spec.size not in (None, 255, 256):
+        raise PKIError(size_field, "Ed25519 keys have a fixed size", "leave %s unset" % size_field)
+    return KeySpec(spec.type, size)
+
+
+def generate_private_key(spec: KeySpec):
+    spec = validate_key_spec(spec)
+    if spec.type == "ec":
+        curve = ec.SECP256R1() if spec.effective_size == 256 else ec.SECP384R1()
+        return ec.generate_private_key(curve)
+    if spec.type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=spec.effective_size)
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def spec_of_key(key) -> KeySpec:
+    """The KeySpec an existing private or public key satisfies."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return KeySpec("ec", key.curve.key_size)
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return KeySpec("rsa", key.key_size)
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return KeySpec("ed25519")
+    return KeySpec(type(key).__name__)
+
+
+def check_public_key_strength(public_key, field: str) -> None:
+    """Refuse keys of a kind or size this collection never accepts (e.g. in a CSR)."""
+    spec = spec_of_key(public_key)
+    try:
+        validate_key_spec(spec, field)
+    except PKIError as exc:
+        raise PKIError(field, "key %s is not acceptable (%s)" % (spec.describe(), exc.problem),
+                       "use an EC P-256/P-384, RSA 2048-4096 or Ed25519 key") from None
+
+
+def load_private_key(data: bytes, passphrase: Optional[str], field: str):
+    """Load a PEM private key, turning every failure into a PKIError naming ``field``."""
+    password = passphrase.encode("utf-8") if passphrase else None
+    try:
+        return serialization.load_pem_private_key(data, password=password)
+    except TypeError as exc:
+        text = str(exc)
+        if "not encrypted" in text:
+            raise PKIError(field, "the key is not encrypted but a passphrase was given",
+                           "remove the passphrase option, or re-encrypt the key") from None
+        raise PKIError(field, "the key is encrypted and no passphrase was given",
+                       "set the passphrase option for this key") from None
+    except ValueError as exc:
+        if password is not None and b"ENCRYPTED" in data[:64]:
+            raise PKIError(field, "the passphrase does not decrypt the key (wrong passphrase?)",
+                           "supply the passphrase the key was created with") from None
+        raise PKIError(field, "the file is not a readable PEM private key (%s)" % (exc,),
+                       "restore the key from backup, or remove the file to have a new key generated") from None
+    except Exception as exc:  # cryptography raises library-specific errors for garbage input
+        raise PKIError(field, "the file is not a readable PEM private key (%s)" % (exc,),
+                       "restore the key from backup, or remove the file to have a new key generated") from None
+
+
+def private_key_pem(key, passphrase: Optional[str] = None) -> bytes:
+    encryption = (serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
+                  if passphrase else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def public_key_der(key) -> bytes:
+    """SubjectPublicKeyInfo DER of a private or public key: the thing to compare."""
+    public = key.public_key() if hasattr(key, "public_key") else key
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def signature_hash_for(key):
+    """Hash to sign with: none for Ed25519, SHA-384 for P-384, SHA-256 otherwise."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
+        return hashes.SHA384()
+    return hashes.SHA256()

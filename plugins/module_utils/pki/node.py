@@ -1,0 +1,351 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The node's side of node_certificate: its key, its files, its reasons.
+
+Runs on the node (cryptography 38 and newer). The private key is generated
+here and never leaves this host: only a CSR goes out, only a certificate
+comes back.
+
+Two stages, so a run with nothing due is one round trip:
+
+``prepare``  validate every destination; converge what needs no signature
+             (trust bundle, truststore, full chain, file modes); decide with
+             reasons whether a certificate must be issued and, if so, put a
+             fresh key beside the current one (``<key>.pending``) and return a CSR.
+``install``  check the signed certificate against the pending (or current)
+             key and the approved identity, then replace key, certificate,
+             chain and keystore, each atomically.
+"""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import socket
+import subprocess
+from dataclasses import dataclass, field as dc_field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+except ImportError:  # modules report it through module_support.require_cryptography()
+    pass
+
+from . import files as fs
+from .authority import build_csr, check_identity, verify_signed_by
+from .bundle import certificate_pem, fingerprint, load_certificate, load_certificates, pem_of
+from .errors import PKIError
+from .formats import keystore, keystore_matches, truststore_fingerprints
+from .identity import HOST_SOURCES, Identity, build_identity, identity_of_certificate, is_host_address
+from .inspection import renewal_reasons
+from .keys import (KeySpec, generate_private_key, load_private_key, private_key_pem, public_key_der, spec_of_key,
+                   validate_key_spec)
+from .timeutil import isoformat, not_valid_after
+
+REGENERATE_KEY = ("on_renewal", "never")
+
+
+@dataclass
+class NodeRequest:
+    key: fs.FileSpec
+    cert: fs.FileSpec
+    names: Sequence[str]
+    issuer_pem: str
+    key_spec: KeySpec = KeySpec()
+    key_passphrase: Optional[str] = None
+    regenerate_key: str = "on_renewal"
+    chain: Optional[fs.FileSpec] = None
+    bundle: Optional[fs.FileSpec] = None
+    bundle_pem: str = ""
+    discover: Sequence[str] = ()
+    allow_wildcard: bool = False
+    renew_before: datetime.timedelta = datetime.timedelta(days=30)
+    usages: Sequence[str] = ("server", "client")
+    force: bool = False
+    keystore: Optional[fs.FileSpec] = None
+    truststore: Optional[fs.FileSpec] = None
+    truststore_der: Optional[bytes] = None
+    pkcs12_passphrase: Optional[str] = None
+    keystore_alias: str = "node"
+    backup: bool = False
+    check_mode: bool = False
+    diff: bool = False
+    issuers: List[x509.Certificate] = dc_field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.key_spec = validate_key_spec(self.key_spec)
+        if self.regenerate_key not in REGENERATE_KEY:
+            raise PKIError("regenerate_key", "unknown value %r" % self.regenerate_key,
+                           "use one of %s" % ", ".join(REGENERATE_KEY))
+        self.issuers = load_certificates(self.issuer_pem, "issuer")
+        if not self.issuers:
+            raise PKIError("issuer", "no issuing CA certificate given", "pass the CA certificate PEM")
+
+    @property
+    def pending_key_path(self) -> str:
+        return self.key.path + ".pending"
+
+    def destinations(self) -> List[Tuple[str, fs.FileSpec]]:
+        out = [("key_path", self.key), ("cert_path", self.cert)]
+        for name in ("chain", "bundle", "keystore", "truststore"):
+            spec = getattr(self, name)
+            if spec is not None:
+                out.append(("%s_path" % name if name in ("chain", "bundle") else "pkcs12_%s_path" % name, spec))
+        return out
+
+
+@dataclass
+class NodeResult:
+    changed: bool = False
+    reasons: List[str] = dc_field(default_factory=list)
+    identity: List[str] = dc_field(default_factory=list)
+    csr: Optional[str] = None
+    written: List[str] = dc_field(default_factory=list)
+    backups: List[str] = dc_field(default_factory=list)
+    certificate: Dict = dc_field(default_factory=dict)
+    before: Dict = dc_field(default_factory=dict)
+    after: Dict = dc_field(default_factory=dict)
+    discovered: Dict = dc_field(default_factory=dict)
+
+    def as_dict(self) -> Dict:
+        out = {"changed": self.changed, "reasons": self.reasons, "identity": self.identity,
+               "written": self.written, "backups": self.backups, "certificate": self.certificate,
+               "discovered": self.discovered}
+        if self.csr:
+            out["csr"] = self.csr
+        return out
+
+
+def discover_host(sources: Sequence[str]) -> Dict[str, object]:
+    """The few facts node_certificate needs, when the play did not gather facts."""
+    found: Dict[str, object] = {}
+    if "hostname" in sources:
+        found["hostname"] = socket.gethostname().split(".")[0]
+    if "fqdn" in sources:
+        found["fqdn"] = socket.getfqdn()
+    versions = [v for v in (4, 6) if "ipv%d" % v in sources]
+    if versions:
+        found["addresses"] = _interface_addresses(versions)
+    return found
+
+
+def _interface_addresses(versions: Sequence[int]) -> List[str]:
+    """Addresses of every interface not flagged LOOPBACK, from ``ip -j addr``."""
+    try:
+        out = subprocess.run(["ip", "-j", "addr", "show"], check=True, capture_output=True, timeout=10).stdout
+        links = json.loads(out.decode("utf-8") or "[]")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+    result = []
+    for link in links:
+        if "LOOPBACK" in (link.get("flags") or []):
+            continue
+        for info in link.get("addr_info") or []:
+            family = {"inet": 4, "inet6": 6}.get(info.get("family"))
+            if family not in versions:
+                continue
+            try:
+                address = ipaddress.ip_address(info.get("local", ""))
+            except ValueError:
+                continue
+            if is_host_address(address):
+                result.append(str(address))
+    return result
+
+
+def desired_identity(request: NodeRequest, result: NodeResult) -> Identity:
+    names = list(request.names)
+    unknown = [s for s in request.discover if s not in HOST_SOURCES]
+    if unknown:
+        raise PKIError("identity_from", "unknown sources %s" % unknown, "use %s" % ", ".join(HOST_SOURCES))
+    if request.discover:
+        found = discover_host(request.discover)
+        result.discovered = found
+        for key in ("hostname", "fqdn"):
+            value = found.get(key)
+            if value and not str(value).startswith("localhost"):
+                names.append(str(value))
+        names.extend(found.get("addresses") or [])
+    identity = build_identity(names, "names", request.allow_wildcard)
+    check_identity(identity, request.issuers, request.allow_wildcard, "names")
+    return identity
+
+
+def _load_key_file(path: str, passphrase: Optional[str], field: str):
+    data = fs.read_bytes(path)
+    if data is None:
+        return None
+    return load_private_key(data, passphrase, field)
+
+
+def _load_cert_file(path: str):
+    data = fs.read_bytes(path)
+    if data is None:
+        return None
+    certs = load_certificates(data, "cert_path")
+    return certs[0] if certs else None
+
+
+def _cert_info(cert: Optional[x509.Certificate]) -> Dict:
+    if cert is None:
+        return {}
+    ident = identity_of_certificate(cert)
+    return {"names": ident.names(), "issuer": cert.issuer.rfc4514_string(), "serial": "%x" % cert.serial_number,
+            "not_after": isoformat(not_valid_after(cert)), "fingerprint": fingerprint(cert)}
+
+
+def _issuer_chain(request: NodeRequest) -> List[x509.Certificate]:
+    """What the leaf presents after itself: everything in ``issuer`` that is not self-signed."""
+    return [c for c in request.issuers if c.issuer != c.subject]
+
+
+def _converge_file(request: NodeRequest, result: NodeResult, spec: fs.FileSpec,
+                   data: Union[bytes, Callable[[], bytes]],
+                   same: Optional[Callable[[Optional[bytes]], bool]] = None) -> None:
+    """Write ``data`` (or what it returns) if content differs, else only fix mode/owner.
+
+    ``same`` compares semantically where bytes differ on every write (PKCS#12 salts).
+    """
+    current = fs.read_bytes(spec.path)
+    equal = same(current) if same is not None else current == data
+    if not equal:
+        result.changed = True
+        result.written.append(spec.path)
+        if not request.check_mode:
+            if request.backup and current is not None:
+                result.backups.append(fs.backup_file(spec.path))
+            fs.atomic_write(spec, data() if callable(data) else data)
+    elif fs.attribute_changes(spec.path, spec):
+        result.changed = True
+        result.written.append(spec.path + " (attributes)")
+        if not request.check_mode:
+            fs.apply_attributes(spec.path, spec)
+
+
+def prepare(request: NodeRequest) -> NodeResult:
+    result = NodeResult()
+    for field, spec in request.destinations():
+        fs.check_destination(spec.path, field)
+    identity = desired_identity(request, result)
+    result.identity = identity.names()
+
+    # Existing material: unreadable keys are an error (never silently replaced).
+    key = _load_key_file(request.key.path, request.key_passphrase, "key_path")
+    cert = _load_cert_file(request.cert.path)
+    result.before = _cert_info(cert)
+
+    # Trust material first: it needs no signature and should reach nodes early (CA rotation).
+    if request.bundle is not None:
+        _converge_file(request, result, request.bundle, request.bundle_pem.encode("ascii"))
+    if request.truststore is not None and request.truststore_der is not None:
+        want = sorted(fingerprint(c) for c in load_certificates(request.bundle_pem, "bundle"))
+        _converge_file(request, result, request.truststore, request.truststore_der,
+                       same=lambda data: truststore_fingerprints(data, request.pkcs12_passphrase or "") == want)
+
+    reasons = renewal_reasons(cert, private_key=key, identity=identity, issuers=request.issuers[:1],
+                              renew_before=request.renew_before, key_spec=request.key_spec,
+                              usages=request.usages)
+    if cert is not None and key is None:
+        reasons.append("private key missing")
+    if request.force and not reasons:
+        reasons.append("forced re-issue")
+    result.reasons = reasons
+
+    if not reasons:
+        result.certificate = _cert_info(cert)
+        result.after = result.before
+        chain = [cert] + _issuer_chain(request)
+        if request.chain is not None:
+            _converge_file(request, result, request.chain, pem_of(chain).encode("ascii"))
+        for spec in (request.key, request.cert):
+            if fs.attribute_changes(spec.path, spec):
+                result.changed = True
+                result.written.append(spec.path + " (attributes)")
+                if not request.check_mode:
+                    fs.apply_attributes(spec.path, spec)
+        if request.keystore is not None:
+            passphrase = request.pkcs12_passphrase or ""
+            _converge_file(request, result, request.keystore,
+                           lambda: keystore(key, cert, chain[1:], passphrase, request.keystore_alias),
+                           same=lambda data: keystore_matches(data, passphrase, key, cert, chain[1:]))
+        return result
+
+    result.changed = True
+    result.after = {"names": identity.names(), "issuer": request.issuers[0].subject.rfc4514_string()}
+    if request.check_mode:
+        return result
+    signing_key = _key_for_csr(request, key, reasons)
+    result.csr = build_csr(signing_key, identity).public_bytes(serialization.Encoding.PEM).decode("ascii")
+    return result
+
+
+def _key_for_csr(request: NodeRequest, current_key, reasons: List[str]):
+    keep = (request.regenerate_key == "never" and current_key is not None
+            and not any(r.startswith(("key algorithm changed", "private key does not match")) for r in reasons))
+    if keep:
+        return current_key
+    pending = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")
+    if pending is not None and spec_of_key(pending) == request.key_spec:
+        return pending  # resume an interrupted issuance with the key already made
+    new_key = generate_private_key(request.key_spec)
+    pending_spec = fs.FileSpec(request.pending_key_path, 0o600, request.key.uid, request.key.gid)
+    fs.atomic_write(pending_spec, private_key_pem(new_key, request.key_passphrase))
+    return new_key
+
+
+def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
+    """Install a signed certificate; nothing is replaced unless everything checks out."""
+    result = NodeResult()
+    for field, spec in request.destinations():
+        fs.check_destination(spec.path, field)
+    cert = load_certificate(certificate_pem_text, "certificate")
+    identity = build_identity(request.names, "names", request.allow_wildcard)
+    result.identity = identity.names()
+    if identity_of_certificate(cert) != identity:
+        raise PKIError("certificate", "the signed certificate names %s, expected %s"
+                       % (identity_of_certificate(cert).names(), identity.names()), "re-run the task")
+    if not verify_signed_by(cert, request.issuers[0]):
+        raise PKIError("certificate", "the certificate is not signed by the expected CA %s"
+                       % request.issuers[0].subject.rfc4514_string(), "re-run the task")
+    cert_public = public_key_der(cert.public_key())
+    pending = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")
+    current = _load_key_file(request.key.path, request.key_passphrase, "key_path")
+    if pending is not None and public_key_der(pending) == cert_public:
+        key, promote = pending, True
+    elif current is not None and public_key_der(current) == cert_public:
+        key, promote = current, False
+    else:
+        raise PKIError("certificate", "the signed certificate matches neither the node's key nor its pending key",
+                       "re-run the task; a new CSR will be made")
+    before = _cert_info(_load_cert_file(request.cert.path))
+    chain = [cert] + _issuer_chain(request)
+    staged: List[Tuple[str, str]] = []
+    try:
+        staged.append((fs.stage_file(request.cert, certificate_pem(cert).encode("ascii")), request.cert.path))
+        if request.chain is not None:
+            staged.append((fs.stage_file(request.chain, pem_of(chain).encode("ascii")), request.chain.path))
+        if request.keystore is not None:
+            data = keystore(key, cert, chain[1:], request.pkcs12_passphrase or "", request.keystore_alias)
+            staged.append((fs.stage_file(request.keystore, data), request.keystore.path))
+    except BaseException:
+        for tmp, _target in staged:
+            fs.remove_quietly(tmp)
+        raise
+    if request.backup:
+        for path in (request.key.path, request.cert.path):
+            backup = fs.backup_file(path)
+            if backup:
+                result.backups.append(backup)
+    if promote:
+        fs.apply_attributes(request.pending_key_path, request.key)
+        fs.commit_staged(request.pending_key_path, request.key.path)
+        result.written.append(request.key.path)
+    for tmp, path in staged:
+        fs.commit_staged(tmp, path)
+        result.written.append(path)
+    result.changed = True
+    result.before = before
+    result.certificate = _cert_info(cert)
+    result.after = result.certificate
+    return result

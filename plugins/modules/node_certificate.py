@@ -1,0 +1,217 @@
+#!/usr/bin/python
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation and argument spec of the node_certificate action; the work is in plugins/action.
+
+The node's private key never leaves the node; the CA key never leaves the CA host.
+"""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_certificate
+short_description: One task per host - key on the node, certificate from the cluster CA, installed atomically
+version_added: "0.1.0"
+description:
+  - Ensures the node's private key B(on the node) (it never leaves the node), builds the node's
+    identity from facts (inventory name, hostname, FQDN, addresses of non-loopback interfaces)
+    plus names you add, decides with reasons whether a certificate must be (re)issued, has the
+    CSR signed by the CA made by M(securebydefault.pki.cluster_ca) on the controller, and installs
+    certificate, full chain and trust bundle atomically, optionally with a PKCS#12 keystore and
+    Java truststore.
+  - "Files below O(path): C(<name>.key) (0600), C(<name>.crt), C(<name>-fullchain.crt) (leaf and
+    intermediates), C(ca-bundle.crt) (trust anchors), C(<name>.p12), C(truststore.p12)."
+  - A certificate is re-issued when it expires within O(renew_before), a name was added or
+    removed, the key does not match, the CA changed, the key algorithm or the usages changed,
+    or O(force=true). A fresh key is made for every certificate unless O(regenerate_key=never).
+    The reasons are returned.
+  - If facts were gathered they are used; otherwise the node looks up its hostname, FQDN and
+    interface addresses itself in the same call, so C(gather_facts) is not needed.
+  - A run with nothing due is one module call on the node; an issuance is two.
+  - The CA must be on the controller (the default CA host). Every name is checked against the
+    CA's name constraints and wildcard policy before anything is written.
+author: securebydefault.pki contributors (@securebydefault)
+extends_documentation_fragment:
+  - securebydefault.pki.attributes
+  - securebydefault.pki.attributes.files
+  - securebydefault.pki.attributes.key
+notes:
+  - Runs as an action plugin; the signing happens on the controller.
+  - Works with the node's Python and cryptography 38 or later (Debian 12's python3-cryptography).
+seealso:
+  - module: securebydefault.pki.cluster_ca
+  - module: securebydefault.pki.certificate_info
+options:
+  ca_path:
+    description: CA directory on the controller, as made by M(securebydefault.pki.cluster_ca).
+    type: path
+    required: true
+  ca_passphrase:
+    description: Passphrase of the CA key. Keep it in Ansible Vault.
+    type: str
+  path:
+    description: Directory on the node for key, certificate, chain, bundle and keystores. Created if missing.
+    type: path
+    required: true
+  name:
+    description: Base name of the files, e.g. C(node) gives C(node.key) and C(node.crt).
+    type: str
+    default: node
+  identity_from:
+    description:
+      - Which host facts name the node. C(ipv4)/C(ipv6) are the addresses of every
+        non-loopback interface (never C(127.0.0.1) or C(::1), never link-local).
+      - Names that fall outside the CA's constraints fail the task; drop a source here instead.
+    type: list
+    elements: str
+    choices: [inventory_hostname, hostname, fqdn, ipv4, ipv6]
+    default: [inventory_hostname, hostname, fqdn, ipv4, ipv6]
+  dns_names:
+    description: Further DNS names for this node. Wildcards only with O(allow_wildcard).
+    type: list
+    elements: str
+    default: []
+  ip_addresses:
+    description: Further IP addresses for this node.
+    type: list
+    elements: str
+    default: []
+  uris:
+    description: Further URI SANs.
+    type: list
+    elements: str
+    default: []
+  spiffe_id:
+    description: A SPIFFE ID (C(spiffe://trust-domain/path)) to add as URI SAN.
+    type: str
+  allow_wildcard:
+    description: Accept wildcard DNS names. The CA must allow them too.
+    type: bool
+    default: false
+  usages:
+    description: Extended key usages.
+    type: list
+    elements: str
+    choices: [server, client]
+    default: [server, client]
+  valid_for:
+    description: Lifetime of each certificate (C(90d), C(24h), C(1y), seconds). Capped by the CA's policy.
+    type: str
+    default: 90d
+  renew_before:
+    description: Re-issue when the certificate expires within this duration. Must be shorter than O(valid_for).
+    type: str
+    default: 30d
+  key_passphrase:
+    description: Encrypt the node key with this passphrase.
+    type: str
+  regenerate_key:
+    description: C(on_renewal) makes a fresh key for every certificate; C(never) keeps a valid existing key.
+    type: str
+    choices: [on_renewal, never]
+    default: on_renewal
+  force:
+    description: Re-issue now even if nothing is due.
+    type: bool
+    default: false
+  backup:
+    description: Keep a timestamped copy of the key and certificate being replaced.
+    type: bool
+    default: false
+  pkcs12_keystore:
+    description: Also write C(<name>.p12) (key, certificate, chain), made on the node.
+    type: bool
+    default: false
+  pkcs12_truststore:
+    description: Also write C(truststore.p12), a Java truststore of the CA bundle, made on the controller.
+    type: bool
+    default: false
+  pkcs12_passphrase:
+    description: Passphrase of the keystore and truststore. Required with either.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Certificate for every node, named by its facts, for servers and clients (mTLS)
+  securebydefault.pki.node_certificate:
+    ca_path: /srv/pki/cluster-a
+    ca_passphrase: "{{ vault_cluster_a_ca_passphrase }}"
+    path: /etc/pki/cluster-a
+  notify: node certificate changed
+
+- name: Server-only certificate with a SPIFFE ID, short-lived, for a Java service
+  securebydefault.pki.node_certificate:
+    ca_path: /srv/pki/cluster-a
+    ca_passphrase: "{{ vault_cluster_a_ca_passphrase }}"
+    path: /etc/kafka/tls
+    name: kafka
+    owner: kafka
+    group: kafka
+    identity_from: [fqdn, ipv4]
+    spiffe_id: "spiffe://cluster-a.example.internal/kafka/{{ inventory_hostname }}"
+    usages: [server]
+    valid_for: 7d
+    renew_before: 2d
+    pkcs12_keystore: true
+    pkcs12_truststore: true
+    pkcs12_passphrase: "{{ vault_kafka_store_passphrase }}"
+  register: kafka_cert
+
+- name: Show why it was (re)issued
+  ansible.builtin.debug:
+    var: kafka_cert.reasons
+"""
+
+RETURN = r"""
+reasons:
+  description: Why a certificate was (or in check mode would be) issued; empty when nothing was due.
+  returned: always
+  type: list
+  elements: str
+  sample: ["expires in 20d1h (2027-01-01T00:00:00Z) <= renew_before 30d", "name 10.0.0.9 missing from certificate"]
+identity:
+  description: The names the certificate carries.
+  returned: success
+  type: list
+  elements: str
+  sample: [node1, node1.example.internal, 10.0.0.7]
+certificate:
+  description: Names, issuer, serial (hex), not_after and SHA-256 fingerprint of the certificate on the node.
+  returned: success
+  type: dict
+files:
+  description: Paths of key, cert, chain, bundle, keystore and truststore on the node.
+  returned: always
+  type: dict
+written:
+  description: Files written, or that would be written in check mode.
+  returned: success
+  type: list
+  elements: str
+backups:
+  description: Backup copies made with O(backup=true).
+  returned: success
+  type: list
+  elements: str
+field:
+  description: On failure, the option at fault.
+  returned: failure
+  type: str
+fix:
+  description: On failure, how to fix it.
+  returned: failure
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import NODE_CERTIFICATE_SPEC
+
+
+def main():
+    module = AnsibleModule(argument_spec=NODE_CERTIFICATE_SPEC, supports_check_mode=True)
+    module.fail_json(msg="node_certificate runs as an action plugin on the controller; this module file only "
+                         "documents it. Make sure the securebydefault.pki collection is installed, not just copied.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything the collection, its demo, tests and benchmarks need, idempotently.
+# Caches outside the repo (SBD_PKI_CACHE, default ~/.cache/sbd-pki) so warm runs are fast.
+# Source it (". scripts/setup.sh") to get the environment; run it to just install.
+set -euo pipefail
+SBD_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SBD_PKI_CACHE="${SBD_PKI_CACHE:-$HOME/.cache/sbd-pki}"
+SBD_VENV="$SBD_PKI_CACHE/venv"
+# ansible-test insists on a real .../ansible_collections/<namespace>/<name> directory: a synced copy.
+SBD_COLLECTIONS="$SBD_PKI_CACHE/collections"
+SBD_COLLECTION="$SBD_COLLECTIONS/ansible_collections/securebydefault/pki"
+export SBD_REPO SBD_PKI_CACHE SBD_VENV SBD_COLLECTIONS SBD_COLLECTION
+
+log() { printf '\n== %s\n' "$*"; }
+
+apt_packages=(openssh-server openssh-client iproute2 openssl rsync shellcheck python3 python3-cryptography
+              python3-pytest python3-hypothesis procps)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+command -v keytool >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+req_hash=$(sha256sum "$SBD_REPO/requirements-dev.txt" | cut -c1-16)
+if [[ ! -x "$SBD_VENV/bin/ansible-playbook" || "$(cat "$SBD_VENV/.req-hash" 2>/dev/null)" != "$req_hash" ]]; then
+  log "Python tools into $SBD_VENV"
+  python3 -m venv "$SBD_VENV"
+  "$SBD_VENV/bin/pip" install -q --disable-pip-version-check -r "$SBD_REPO/requirements-dev.txt"
+  echo "$req_hash" > "$SBD_VENV/.req-hash"
+fi
+export PATH="$SBD_VENV/bin:$PATH"
+
+# ansible-test builds venvs with a pip bootstrap it downloads; offline it uses this cached copy.
+getpip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',$/\1/p" \
+  "$SBD_VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
+if [[ -n "$getpip_version" ]]; then
+  getpip="$HOME/.ansible/test/cache/get_pip_${getpip_version//./_}.py"
+  if [[ ! -f "$getpip" ]]; then
+    mkdir -p "$(dirname "$getpip")"
+    cp "$SBD_REPO/tests/utils/offline_get_pip.py" "$getpip"
+  fi
+fi
+
+# The collection, synced to where Ansible and ansible-test look for it.
+mkdir -p "$SBD_COLLECTION"
+rsync -a --delete --exclude .git --exclude tests/output --exclude .ansible --exclude '__pycache__' \
+  --exclude .pytest_cache --exclude .hypothesis "$SBD_REPO/" "$SBD_COLLECTION/"
+export ANSIBLE_COLLECTIONS_PATH="$SBD_COLLECTIONS"
+export PYTHONPATH="$SBD_COLLECTIONS${PYTHONPATH:+:$PYTHONPATH}"
+export ANSIBLE_NOCOLOR=1

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every test of the collection. Usage: scripts/test.sh [stage...]
+# Stages (all by default, in this order): lint engine sanity units integration molecule
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/setup.sh
+source "$here/setup.sh"
+
+stages=("$@")
+((${#stages[@]})) || stages=(lint engine sanity units integration)
+started=$(date +%s)
+declare -a summary=()
+
+run_stage() {
+  local name=$1 t0=$SECONDS
+  log "stage $name"
+  "stage_$name"
+  summary+=("$name: passed in $((SECONDS - t0))s")
+}
+
+stage_lint() {
+  cd "$SBD_REPO"
+  ruff check .
+  # the same pep8 rules as ansible-test sanity, seconds instead of minutes
+  python -m pycodestyle --max-line-length=160 --ignore=E402,W503,W504,E741 plugins tests
+  shellcheck -x scripts/*.sh tests/netns/*.sh .ci/run
+  ansible-lint --offline -q --nocolor
+}
+
+stage_engine() {
+  # The engine on the controller's cryptography, then the node-side part on Debian's
+  # python3-cryptography 38, the version the test hosts run.
+  cd "$SBD_COLLECTION"
+  python -m pytest -q tests/unit
+  /usr/bin/python3 -m pytest -q -m "not controller" tests/unit
+}
+
+stage_sanity() {
+  cd "$SBD_COLLECTION"
+  ansible-test sanity --local --python 3.11 --color no
+}
+
+stage_units() {
+  cd "$SBD_COLLECTION"
+  ansible-test units --local --python 3.11 --color no --requirements
+}
+
+stage_integration() {
+  cd "$SBD_COLLECTION"
+  ansible-test integration --local --python 3.11 --color no
+}
+
+stage_molecule() {
+  cd "$SBD_COLLECTION"
+  molecule test --all
+}
+
+for stage in "${stages[@]}"; do
+  run_stage "$stage"
+done
+log "summary ($(( $(date +%s) - started ))s)"
+printf '%s\n' "${summary[@]}"
