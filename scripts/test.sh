@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/setup.sh"
 
 stages=("$@")
-((${#stages[@]})) || stages=(lint engine sanity units integration)
+((${#stages[@]})) || stages=(lint engine sanity units integration molecule)
 started=$(date +%s)
 declare -a summary=()
 
@@ -52,7 +52,7 @@ stage_integration() {
 
 stage_molecule() {
   cd "$SBD_COLLECTION"
-  molecule test --all
+  NO_COLOR=1 molecule test --all
 }
 
 for stage in "${stages[@]}"; do
