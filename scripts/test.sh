@@ -22,8 +22,8 @@ stage_lint() {
   cd "$SBD_REPO"
   ruff check .
   # the same pep8 rules as ansible-test sanity, seconds instead of minutes
-  python -m pycodestyle --max-line-length=160 --ignore=E402,W503,W504,E741 plugins tests
-  shellcheck -x scripts/*.sh tests/netns/*.sh .ci/run
+  python -m pycodestyle --max-line-length=160 --ignore=E402,W503,W504,E741 plugins tests benchmarks
+  shellcheck -x scripts/*.sh tests/netns/*.sh benchmarks/*.sh .ci/run
   ansible-lint --offline -q --nocolor
 }
 

@@ -5,7 +5,9 @@
 The CA key is read on the controller (the CA host) and never sent anywhere.
 The node's private key is made on the node and never comes back: only the CSR
 travels here and only the certificate travels back. A run with nothing due is
-a single module call on the node.
+a single module call on the node, and neither side imports ``cryptography``
+for it (see module_utils/pki/record.py); the CA is loaded and fully checked
+(passphrase, key match, expiry, name constraints) before every signature.
 """
 from __future__ import annotations
 
@@ -18,28 +20,41 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import (
     NODE_CERTIFICATE_SPEC, node_file_names)
 
-try:
-    from cryptography import x509
-
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
-        certificate_pem, pem_of)
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.formats import truststore
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
-        Identity, build_identity, host_names_from_facts, merge)
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import KeySpec, validate_key_spec
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
-    IMPORT_ERROR = None
-except ImportError as exc:  # reported per task, with the fix
-    IMPORT_ERROR = exc
-    PKIError = ValueError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import (
+    check_policy, read_policy, read_public)
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
+    Identity, build_identity, host_names_from_facts, merge)
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec import KeySpec, validate_key_spec
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
 NODE_MODULE = "securebydefault.pki.node_certificate_files"
 # Options the node-side module takes unchanged.
 PASSED_THROUGH = ("path", "name", "allow_wildcard", "usages", "renew_before", "key_passphrase", "regenerate_key",
                   "force", "backup", "pkcs12_keystore", "pkcs12_passphrase", "key_type", "key_size", "owner",
                   "group", "key_mode", "cert_mode")
+
+
+def sign(params, prepared):
+    """Load and check the CA (passphrase, key match, expiry, policy) and sign the node's CSR."""
+    from cryptography import x509
+
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import certificate_pem
+
+    ca = ca_store.load_ca(params["ca_path"], params["ca_passphrase"])
+    csr = x509.load_pem_x509_csr(prepared["csr"].encode("ascii"))
+    identity = build_identity(prepared["identity"], "names", params["allow_wildcard"])
+    cert = ca.sign(csr, identity, params["usages"], parse_duration(params["valid_for"], "valid_for"))
+    return certificate_pem(cert)
+
+
+def java_truststore(bundle_pem, passphrase):
+    """Base64 of a Java PKCS#12 truststore (needs the controller's cryptography >= 45)."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificates
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.formats import truststore
+
+    return base64.b64encode(truststore(load_certificates(bundle_pem, "bundle"), passphrase)).decode("ascii")
 
 
 def _typed_names(values, field, kind, allow_wildcard):
@@ -89,10 +104,6 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        if IMPORT_ERROR is not None:
-            result.update(failed=True, msg="node_certificate needs the Python library cryptography >= 38 on the "
-                          "controller (pip install cryptography): %s" % IMPORT_ERROR)
-            return result
         validation = ArgumentSpecValidator(
             NODE_CERTIFICATE_SPEC,
             required_if=[("pkcs12_keystore", True, ("pkcs12_passphrase",)),
@@ -107,7 +118,7 @@ class ActionModule(ActionBase):
         except PKIError as exc:
             result.update(failed=True, msg=str(exc), field=exc.field, fix=exc.fix)
             return result
-        ca, approved, discover, node_args = plan
+        approved, discover, node_args = plan
 
         prepared = self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="prepare", names=approved,
                                                                       discover=discover), task_vars=task_vars)
@@ -117,16 +128,16 @@ class ActionModule(ActionBase):
             return self._finish(result, prepared)
 
         try:
-            csr = x509.load_pem_x509_csr(prepared["csr"].encode("ascii"))
-            identity = build_identity(prepared["identity"], "names", params["allow_wildcard"])
-            cert = ca.sign(csr, identity, params["usages"], parse_duration(params["valid_for"], "valid_for"))
-        except (PKIError, ValueError) as exc:
+            cert_pem = sign(params, prepared)
+        except (PKIError, ValueError, ImportError) as exc:
+            if prepared.get("pending_created"):
+                self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="abort"), task_vars=task_vars)
             result.update(failed=True, msg="signing refused: %s" % exc, reasons=prepared.get("reasons", []),
                           identity=prepared.get("identity", []), field=getattr(exc, "field", None),
                           fix=getattr(exc, "fix", None))
             return result
         installed = self._execute_module(NODE_MODULE, module_args=dict(
-            node_args, stage="install", names=prepared["identity"], certificate=certificate_pem(cert)),
+            node_args, stage="install", names=prepared["identity"], certificate=cert_pem),
             task_vars=task_vars)
         if installed.get("failed"):
             return self._finish(result, installed, failed=True, reasons=prepared.get("reasons", []))
@@ -147,23 +158,18 @@ class ActionModule(ActionBase):
                            "renew before a fraction of the lifetime, e.g. valid_for 90d with renew_before 30d")
         if not os.path.isabs(params["path"]):
             raise PKIError("path", "%r is not an absolute path" % params["path"], "give an absolute directory")
-        ca = ca_store.load_ca(params["ca_path"], params["ca_passphrase"])
+        issuer_pem, bundle_pem = read_public(params["ca_path"])
+        check_policy(read_policy(params["ca_path"]), valid_for, params["allow_wildcard"], utcnow())
         identity, discover = plan_identity(params, task_vars)
         if identity.is_empty() and not discover:
             raise PKIError("identity_from", "the certificate would name nothing",
                            "keep identity_from or add dns_names / ip_addresses")
-        if not identity.is_empty():
-            ca.check_identity(identity, "names")
-        if valid_for > ca.policy.max_validity:
-            raise PKIError("valid_for", "%s exceeds the CA's maximum leaf validity" % params["valid_for"],
-                           "shorten valid_for, or raise max_leaf_validity on the CA")
-        roots = [ca.root]
         node_args = {k: params[k] for k in PASSED_THROUGH}
-        node_args["issuer"] = pem_of([ca.certificate] + ca.chain + ([ca.root] if ca.root != ca.certificate else []))
-        node_args["bundle"] = pem_of(roots)
+        node_args["issuer"] = issuer_pem
+        node_args["bundle"] = bundle_pem
         if params["pkcs12_truststore"]:
-            node_args["truststore"] = base64.b64encode(truststore(roots, params["pkcs12_passphrase"])).decode("ascii")
-        return ca, identity.names(), discover, node_args
+            node_args["truststore"] = java_truststore(bundle_pem, params["pkcs12_passphrase"])
+        return identity.names(), discover, node_args
 
     def _finish(self, result, module_result, failed=False, reasons=None):
         for key in ("msg", "reasons", "identity", "certificate", "written", "backups", "discovered", "field", "fix"):

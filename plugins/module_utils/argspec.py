@@ -44,7 +44,7 @@ NODE_CERTIFICATE_SPEC = dict(
 
 # What the action plugin hands the node-side module; see node_certificate_files.
 NODE_FILES_SPEC = dict(
-    stage=dict(type="str", required=True, choices=["prepare", "install"]),
+    stage=dict(type="str", required=True, choices=["prepare", "install", "abort"]),
     path=dict(type="path", required=True),
     name=dict(type="str", default="node"),
     names=dict(type="list", elements="str", default=[]),

@@ -21,7 +21,8 @@ description:
     and returns a CSR. The private key never leaves the node.
   - In stage C(install) it checks the signed certificate against the pending (or current)
     key and the approved names, then replaces key, certificate, full chain and keystore,
-    each atomically.
+    each atomically, and writes the issuance record C(<name>.issued.json) (hashes of what was
+    installed; with it a later run that finds nothing due needs no X.509 parsing).
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.attributes
@@ -29,10 +30,12 @@ extends_documentation_fragment:
   - securebydefault.pki.attributes.key
 options:
   stage:
-    description: Which half of the exchange to run.
+    description:
+      - Which half of the exchange to run.
+      - C(abort) removes a pending key made by a C(prepare) whose CSR the CA refused to sign.
     type: str
     required: true
-    choices: [prepare, install]
+    choices: [prepare, install, abort]
   path:
     description: Directory on the node for the files.
     type: path
@@ -153,6 +156,10 @@ discovered:
   description: Facts the node looked up itself (hostname, fqdn, addresses).
   returned: always
   type: dict
+pending_created:
+  description: Whether this run wrote a new C(<name>.key.pending) for the CSR.
+  returned: stage prepare
+  type: bool
 """
 
 import base64
@@ -162,32 +169,58 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import NODE_FILES_SPEC, node_file_names
 from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
-
-try:
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import files as fs
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import node
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import KeySpec
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
-except ImportError:
-    PKIError = ValueError  # require_cryptography() reports the missing library
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import files as fs
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import record
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import build_identity, requested_names
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec import KeySpec, validate_key_spec
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
 
-def build_request(params, check_mode, diff):
+def paths_of(params):
+    names = node_file_names(params["name"])
+    return {kind: os.path.join(params["path"], fname) for kind, fname in names.items()}
+
+
+def quick_result(params, names, discovered):
+    """The answer when the issuance record proves nothing is due; None means: do the full check.
+
+    Standard library only, so a run with nothing due never imports cryptography.
+    """
+    if params["stage"] != "prepare" or params["force"] or params["pkcs12_keystore"] or params["truststore"]:
+        return None
+    identity = build_identity(names, "names", params["allow_wildcard"])
+    uid, gid = fs.resolve_owner(params["owner"], params["group"])
+    paths = paths_of(params)
+    found = record.load(paths["cert"])
+    if not record.still_valid(
+            found, cert_path=paths["cert"], key_path=paths["key"], chain_path=paths["chain"],
+            bundle_path=paths["bundle"], bundle_pem=params["bundle"], issuer_pem=params["issuer"],
+            names=identity.names(), usages=params["usages"],
+            key=validate_key_spec(KeySpec(params["key_type"], params["key_size"])).describe(),
+            renew_before=parse_duration(params["renew_before"], "renew_before"),
+            modes={"key": fs.parse_mode(params["key_mode"], "key_mode"),
+                   "cert": fs.parse_mode(params["cert_mode"], "cert_mode")},
+            uid=uid, gid=gid, now=utcnow()):
+        return None
+    return dict(changed=False, reasons=[], identity=identity.names(), written=[], backups=[],
+                certificate=record.summary(found), discovered=discovered)
+
+
+def build_request(node, params, names, check_mode, diff):
     uid, gid = fs.resolve_owner(params["owner"], params["group"])
     key_mode = fs.parse_mode(params["key_mode"], "key_mode")
     cert_mode = fs.parse_mode(params["cert_mode"], "cert_mode")
-    names = node_file_names(params["name"])
-    base = params["path"]
+    paths = paths_of(params)
 
     def spec(kind, mode):
-        return fs.FileSpec(os.path.join(base, names[kind]), mode, uid, gid)
+        return fs.FileSpec(paths[kind], mode, uid, gid)
 
     truststore = params["truststore"]
     return node.NodeRequest(
         key=spec("key", key_mode), cert=spec("cert", cert_mode), chain=spec("chain", cert_mode),
         bundle=spec("bundle", cert_mode), bundle_pem=params["bundle"],
-        names=params["names"], discover=params["discover"], issuer_pem=params["issuer"],
+        names=names, discover=[], issuer_pem=params["issuer"],
         key_spec=KeySpec(params["key_type"], params["key_size"]), key_passphrase=params["key_passphrase"],
         regenerate_key=params["regenerate_key"], allow_wildcard=params["allow_wildcard"],
         renew_before=parse_duration(params["renew_before"], "renew_before"), usages=params["usages"],
@@ -203,11 +236,20 @@ def main():
     module = AnsibleModule(argument_spec=NODE_FILES_SPEC, supports_check_mode=True,
                            required_if=[("stage", "install", ("certificate",)),
                                         ("pkcs12_keystore", True, ("pkcs12_passphrase",))])
-    require_cryptography(module)
     try:
-        request = build_request(module.params, module.check_mode, module._diff)
+        names, discovered = requested_names(module.params["names"], module.params["discover"])
+        quick = quick_result(module.params, names, discovered)
+        if quick is not None:
+            module.exit_json(**quick)
+        require_cryptography(module)
+        from ansible_collections.securebydefault.pki.plugins.module_utils.pki import node
+
+        request = build_request(node, module.params, names, module.check_mode, module._diff)
         if module.params["stage"] == "prepare":
             result = node.prepare(request)
+            result.discovered = discovered
+        elif module.params["stage"] == "abort":
+            result = node.abort(request)
         else:
             if module.check_mode:
                 module.exit_json(changed=True, reasons=[], identity=list(request.names), written=[],

@@ -27,6 +27,7 @@ except ImportError:  # modules report it through module_support.require_cryptogr
 
 from .authority import CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate
 from .bundle import certificate_pem, describe, load_certificate
+from .ca_files import check_ca_directory
 from .errors import PKIError
 from .files import read_bytes
 from .keys import KeySpec, generate_private_key, load_private_key, private_key_pem, spec_of_key
@@ -46,8 +47,10 @@ class CASettings:
     policy: SigningPolicy = SigningPolicy()
 
 
-def _metadata(settings: CASettings, encrypted: bool, created: datetime.datetime) -> Dict:
+def _metadata(settings: CASettings, encrypted: bool, created: datetime.datetime,
+              not_after: datetime.datetime) -> Dict:
     return {"format": FORMAT_VERSION, "common_name": settings.common_name, "created": isoformat(created),
+            "not_after": isoformat(not_after),
             "key": settings.key_spec.describe(), "intermediate": settings.intermediate,
             "key_encrypted": encrypted, "constraints": settings.constraints.describe(),
             "policy": {"max_leaf_validity": int(settings.policy.max_validity.total_seconds()),
@@ -74,7 +77,8 @@ def build_ca_files(settings: CASettings, passphrase: Optional[str],
         key, cert = root_key, root
     files["ca.key"] = private_key_pem(key, passphrase)
     files["ca.crt"] = certificate_pem(cert).encode("ascii")
-    files["ca.json"] = (json.dumps(_metadata(settings, bool(passphrase), now), indent=2, sort_keys=True)
+    not_after = min(not_valid_after(root), not_valid_after(cert))
+    files["ca.json"] = (json.dumps(_metadata(settings, bool(passphrase), now, not_after), indent=2, sort_keys=True)
                         + "\n").encode("utf-8")
     return files
 
@@ -119,12 +123,7 @@ def load_ca(path: str, passphrase: Optional[str], field: str = "ca_path",
             passphrase_field: str = "ca_passphrase", check: bool = True,
             now: Optional[datetime.datetime] = None) -> CertificateAuthority:
     """Load and validate a CA directory; every problem is a PKIError naming the option."""
-    if not os.path.isdir(path):
-        raise PKIError(field, "no CA directory at %s" % path, "create the CA first (cluster_ca) or fix the path")
-    missing = [n for n in ("ca.crt", "ca.key", "root.crt") if not os.path.exists(os.path.join(path, n))]
-    if missing:
-        raise PKIError(field, "CA directory %s is incomplete, missing %s" % (path, ", ".join(missing)),
-                       "restore the CA directory from backup")
+    check_ca_directory(path, field)
     cert = load_certificate(read_bytes(os.path.join(path, "ca.crt")), "%s/ca.crt" % path)
     root = load_certificate(read_bytes(os.path.join(path, "root.crt")), "%s/root.crt" % path)
     meta = read_metadata(path)

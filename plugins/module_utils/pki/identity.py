@@ -4,25 +4,29 @@
 
 Plain strings are parsed into the right SAN type (``10.0.0.7`` is an IP,
 ``spiffe://...`` a URI, anything else a DNS name). Wildcards are refused unless
-explicitly allowed. An identity built from host facts names only that host:
+explicitly allowed.
+
+Standard library only at import time (``cryptography`` is imported by the two
+functions that build or read X.509 names), so a run with nothing due can
+check names without paying for it. An identity built from host facts names only that host:
 its inventory name, hostname, FQDN and the addresses of its non-loopback
 interfaces.
 """
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+import socket
+import subprocess
 from dataclasses import dataclass, field as dc_field
-from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
-try:
-    from cryptography import x509
-    from cryptography.x509.oid import ExtensionOID, NameOID
-except ImportError:  # modules report it through module_support.require_cryptography()
-    pass
-
 from .errors import PKIError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptography import x509
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -48,6 +52,7 @@ class Identity:
         return list(self.dns_names) + [str(ip) for ip in self.ip_addresses] + list(self.uris)
 
     def general_names(self) -> List[x509.GeneralName]:
+        from cryptography import x509
         out: List[x509.GeneralName] = [x509.DNSName(n) for n in self.dns_names]
         out += [x509.IPAddress(ip) for ip in self.ip_addresses]
         out += [x509.UniformResourceIdentifier(u) for u in self.uris]
@@ -204,6 +209,8 @@ def host_names_from_facts(facts: Mapping, inventory_hostname: str, sources: Sequ
 
 
 def identity_of_certificate(cert: Union[x509.Certificate, x509.CertificateSigningRequest]) -> Identity:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID, NameOID
     try:
         san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     except x509.ExtensionNotFound:
@@ -215,3 +222,55 @@ def identity_of_certificate(cert: Union[x509.Certificate, x509.CertificateSignin
         tuple(sorted(san.get_values_for_type(x509.UniformResourceIdentifier))),
         str(common[0].value) if common else None,
     )
+
+
+def discover_host(sources: Sequence[str]) -> Dict[str, object]:
+    """The few facts node_certificate needs when the play did not gather facts."""
+    found: Dict[str, object] = {}
+    if "hostname" in sources:
+        found["hostname"] = socket.gethostname().split(".")[0]
+    if "fqdn" in sources:
+        found["fqdn"] = socket.getfqdn()
+    versions = [v for v in (4, 6) if "ipv%d" % v in sources]
+    if versions:
+        found["addresses"] = _interface_addresses(versions)
+    return found
+
+
+def _interface_addresses(versions: Sequence[int]) -> List[str]:
+    """Addresses of every interface not flagged LOOPBACK, from ``ip -j addr``."""
+    try:
+        out = subprocess.run(["ip", "-j", "addr", "show"], check=True, capture_output=True, timeout=10).stdout
+        links = json.loads(out.decode("utf-8") or "[]")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+    result = []
+    for link in links:
+        if "LOOPBACK" in (link.get("flags") or []):
+            continue
+        for info in link.get("addr_info") or []:
+            family = {"inet": 4, "inet6": 6}.get(info.get("family"))
+            if family not in versions:
+                continue
+            try:
+                address = ipaddress.ip_address(info.get("local", ""))
+            except ValueError:
+                continue
+            if is_host_address(address):
+                result.append(str(address))
+    return result
+
+
+def requested_names(names: Sequence[str], discover: Sequence[str]) -> Tuple[List[str], Dict[str, object]]:
+    """Approved names plus what the node discovers about itself; (names, discovered facts)."""
+    unknown = [s for s in discover if s not in HOST_SOURCES]
+    if unknown:
+        raise PKIError("identity_from", "unknown sources %s" % unknown, "use %s" % ", ".join(HOST_SOURCES))
+    out = list(names)
+    found = discover_host(discover) if discover else {}
+    for key in ("hostname", "fqdn"):
+        value = found.get(key)
+        if value and not str(value).startswith("localhost"):
+            out.append(str(value))
+    out.extend(found.get("addresses") or [])  # type: ignore[arg-type]
+    return out, found

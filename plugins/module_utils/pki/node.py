@@ -19,10 +19,7 @@ Two stages, so a run with nothing due is one round trip:
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
-import socket
-import subprocess
 from dataclasses import dataclass, field as dc_field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -33,11 +30,12 @@ except ImportError:  # modules report it through module_support.require_cryptogr
     pass
 
 from . import files as fs
+from . import record
 from .authority import build_csr, check_identity, verify_signed_by
 from .bundle import certificate_pem, fingerprint, load_certificate, load_certificates, pem_of
 from .errors import PKIError
 from .formats import keystore, keystore_matches, truststore_fingerprints
-from .identity import HOST_SOURCES, Identity, build_identity, identity_of_certificate, is_host_address
+from .identity import Identity, build_identity, identity_of_certificate, requested_names
 from .inspection import renewal_reasons
 from .keys import (KeySpec, generate_private_key, load_private_key, private_key_pem, public_key_der, spec_of_key,
                    validate_key_spec)
@@ -107,66 +105,19 @@ class NodeResult:
     before: Dict = dc_field(default_factory=dict)
     after: Dict = dc_field(default_factory=dict)
     discovered: Dict = dc_field(default_factory=dict)
+    pending_created: bool = False
 
     def as_dict(self) -> Dict:
         out = {"changed": self.changed, "reasons": self.reasons, "identity": self.identity,
                "written": self.written, "backups": self.backups, "certificate": self.certificate,
-               "discovered": self.discovered}
+               "discovered": self.discovered, "pending_created": self.pending_created}
         if self.csr:
             out["csr"] = self.csr
         return out
 
 
-def discover_host(sources: Sequence[str]) -> Dict[str, object]:
-    """The few facts node_certificate needs, when the play did not gather facts."""
-    found: Dict[str, object] = {}
-    if "hostname" in sources:
-        found["hostname"] = socket.gethostname().split(".")[0]
-    if "fqdn" in sources:
-        found["fqdn"] = socket.getfqdn()
-    versions = [v for v in (4, 6) if "ipv%d" % v in sources]
-    if versions:
-        found["addresses"] = _interface_addresses(versions)
-    return found
-
-
-def _interface_addresses(versions: Sequence[int]) -> List[str]:
-    """Addresses of every interface not flagged LOOPBACK, from ``ip -j addr``."""
-    try:
-        out = subprocess.run(["ip", "-j", "addr", "show"], check=True, capture_output=True, timeout=10).stdout
-        links = json.loads(out.decode("utf-8") or "[]")
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return []
-    result = []
-    for link in links:
-        if "LOOPBACK" in (link.get("flags") or []):
-            continue
-        for info in link.get("addr_info") or []:
-            family = {"inet": 4, "inet6": 6}.get(info.get("family"))
-            if family not in versions:
-                continue
-            try:
-                address = ipaddress.ip_address(info.get("local", ""))
-            except ValueError:
-                continue
-            if is_host_address(address):
-                result.append(str(address))
-    return result
-
-
 def desired_identity(request: NodeRequest, result: NodeResult) -> Identity:
-    names = list(request.names)
-    unknown = [s for s in request.discover if s not in HOST_SOURCES]
-    if unknown:
-        raise PKIError("identity_from", "unknown sources %s" % unknown, "use %s" % ", ".join(HOST_SOURCES))
-    if request.discover:
-        found = discover_host(request.discover)
-        result.discovered = found
-        for key in ("hostname", "fqdn"):
-            value = found.get(key)
-            if value and not str(value).startswith("localhost"):
-                names.append(str(value))
-        names.extend(found.get("addresses") or [])
+    names, result.discovered = requested_names(request.names, request.discover)
     identity = build_identity(names, "names", request.allow_wildcard)
     check_identity(identity, request.issuers, request.allow_wildcard, "names")
     return identity
@@ -193,6 +144,20 @@ def _cert_info(cert: Optional[x509.Certificate]) -> Dict:
     ident = identity_of_certificate(cert)
     return {"names": ident.names(), "issuer": cert.issuer.rfc4514_string(), "serial": "%x" % cert.serial_number,
             "not_after": isoformat(not_valid_after(cert)), "fingerprint": fingerprint(cert)}
+
+
+def _write_record(request: NodeRequest, cert: x509.Certificate, identity: Identity) -> None:
+    """Remember what was installed, so the next run can skip X.509 parsing (see record.py)."""
+    info = _cert_info(cert)
+    data = record.build(cert_path=request.cert.path, key_path=request.key.path,
+                        chain_path=request.chain.path if request.chain else None, issuer_pem=request.issuer_pem,
+                        names=identity.names(), usages=request.usages, key=request.key_spec.describe(),
+                        not_after=info["not_after"], serial=info["serial"], fingerprint=info["fingerprint"],
+                        issuer=info["issuer"])
+    spec = fs.FileSpec(record.record_path(request.cert.path), request.key.mode, request.key.uid, request.key.gid)
+    encoded = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    if fs.read_bytes(spec.path) != encoded or fs.attribute_changes(spec.path, spec):
+        fs.atomic_write(spec, encoded)
 
 
 def _issuer_chain(request: NodeRequest) -> List[x509.Certificate]:
@@ -269,29 +234,41 @@ def prepare(request: NodeRequest) -> NodeResult:
             _converge_file(request, result, request.keystore,
                            lambda: keystore(key, cert, chain[1:], passphrase, request.keystore_alias),
                            same=lambda data: keystore_matches(data, passphrase, key, cert, chain[1:]))
+        if not request.check_mode:
+            _write_record(request, cert, identity)
         return result
 
     result.changed = True
     result.after = {"names": identity.names(), "issuer": request.issuers[0].subject.rfc4514_string()}
     if request.check_mode:
         return result
-    signing_key = _key_for_csr(request, key, reasons)
+    signing_key, result.pending_created = _key_for_csr(request, key, reasons)
     result.csr = build_csr(signing_key, identity).public_bytes(serialization.Encoding.PEM).decode("ascii")
     return result
 
 
-def _key_for_csr(request: NodeRequest, current_key, reasons: List[str]):
+def _key_for_csr(request: NodeRequest, current_key, reasons: List[str]) -> Tuple[object, bool]:
+    """(key to put in the CSR, whether a new pending key file was written for it)."""
     keep = (request.regenerate_key == "never" and current_key is not None
             and not any(r.startswith(("key algorithm changed", "private key does not match")) for r in reasons))
     if keep:
-        return current_key
+        return current_key, False
     pending = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")
     if pending is not None and spec_of_key(pending) == request.key_spec:
-        return pending  # resume an interrupted issuance with the key already made
+        return pending, False  # resume an interrupted issuance with the key already made
     new_key = generate_private_key(request.key_spec)
     pending_spec = fs.FileSpec(request.pending_key_path, 0o600, request.key.uid, request.key.gid)
     fs.atomic_write(pending_spec, private_key_pem(new_key, request.key_passphrase))
-    return new_key
+    return new_key, True
+
+
+def abort(request: NodeRequest) -> NodeResult:
+    """Signing was refused: remove the pending key this run made, so the failed run leaves nothing."""
+    result = NodeResult()
+    if fs.read_bytes(request.pending_key_path) is not None:
+        fs.remove_quietly(request.pending_key_path)
+        result.written.append(request.pending_key_path + " (removed)")
+    return result
 
 
 def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
@@ -344,6 +321,7 @@ def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
     for tmp, path in staged:
         fs.commit_staged(tmp, path)
         result.written.append(path)
+    _write_record(request, cert, identity)
     result.changed = True
     result.before = before
     result.certificate = _cert_info(cert)

@@ -1,0 +1,75 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The public side of a CA directory, read without ``cryptography``.
+
+node_certificate sends the issuing CA certificate and the trust bundle to
+the node on every run; reading them as text keeps a run with nothing due
+free of X.509 parsing on the controller. Parsing and every check of the CA
+(passphrase, key match, expiry) happen in ca_store.load_ca, before any
+signature.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from typing import Dict, Tuple
+
+from .errors import PKIError
+
+REQUIRED = ("ca.crt", "ca.key", "root.crt")
+
+
+def check_ca_directory(path: str, field: str = "ca_path") -> None:
+    if not os.path.isdir(path):
+        raise PKIError(field, "no CA directory at %s" % path, "create the CA first (cluster_ca) or fix the path")
+    missing = [n for n in REQUIRED if not os.path.exists(os.path.join(path, n))]
+    if missing:
+        raise PKIError(field, "CA directory %s is incomplete, missing %s" % (path, ", ".join(missing)),
+                       "restore the CA directory from backup")
+
+
+def read_public(path: str, field: str = "ca_path") -> Tuple[str, str]:
+    """(issuer PEM: issuing CA then root if different, trust bundle PEM: the root)."""
+    check_ca_directory(path, field)
+    with open(os.path.join(path, "ca.crt"), encoding="ascii") as handle:
+        issuing = handle.read()
+    with open(os.path.join(path, "root.crt"), encoding="ascii") as handle:
+        root = handle.read()
+    if "-----BEGIN CERTIFICATE-----" not in issuing or "-----BEGIN CERTIFICATE-----" not in root:
+        raise PKIError(field, "%s holds no PEM CA certificate" % path, "restore the CA directory from backup")
+    return (issuing if issuing == root else issuing + root), root
+
+
+def read_policy(path: str, field: str = "ca_path") -> Dict:
+    """The CA's signing policy and expiry from ca.json ({} for a CA without one)."""
+    try:
+        with open(os.path.join(path, "ca.json"), encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise PKIError(field, "%s/ca.json is not valid JSON" % path, "restore it from backup") from None
+    policy = dict(meta.get("policy") or {})
+    if meta.get("not_after"):
+        policy["not_after"] = meta["not_after"]
+    return policy
+
+
+def check_policy(policy: Dict, valid_for: datetime.timedelta, allow_wildcard: bool, now: datetime.datetime,
+                 field: str = "ca_path") -> None:
+    """What ca.json lets us refuse before the node is touched; the CA re-checks all of it when signing."""
+    not_after = policy.get("not_after")
+    if not_after:
+        expiry = datetime.datetime.strptime(not_after, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        if expiry <= now:
+            raise PKIError(field, "CA certificate expired on %s" % not_after,
+                           "create a new CA (cluster_ca with a new path, or rotate the CA) and re-issue")
+    limit = policy.get("max_leaf_validity")
+    if limit is not None and valid_for.total_seconds() > int(limit):
+        raise PKIError("valid_for", "%ds exceeds the CA's maximum leaf validity of %ds"
+                       % (valid_for.total_seconds(), int(limit)),
+                       "shorten valid_for, or raise max_leaf_validity on the CA")
+    if allow_wildcard and not policy.get("allow_wildcard", False):
+        raise PKIError("allow_wildcard", "the CA's policy refuses wildcard names",
+                       "name each host explicitly, or create the CA with allow_wildcard: true")
