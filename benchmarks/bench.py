@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Times ansible-playbook runs over N local hosts (connection local, one directory per host).
 
 Three plays over the same inventory, each in a fresh work directory:
@@ -123,7 +122,7 @@ def measure(n: int) -> dict:
         extra = {"ca_path": ca_path, "ca_passphrase": PASSPHRASE}
         play(base, "ca", CA, inv, extra)
         row = {"n": n}
-        row["ping"], _ = play(base, "ping", PING, inv, dict(extra, work=base))
+        row["ping"] = play(base, "ping", PING, inv, dict(extra, work=base))[0]
         for name, text in (("this", THIS), ("recipe", RECIPE)):
             work = os.path.join(base, name)
             os.makedirs(work)
@@ -138,6 +137,11 @@ def measure(n: int) -> dict:
         return row
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def crypto_version() -> str:
+    import cryptography
+    return cryptography.__version__
 
 
 def table(rows: list) -> str:
@@ -162,8 +166,8 @@ def main(argv):
     core = subprocess.run(["ansible", "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
     stamp = time.strftime("%Y-%m-%d")
     body = ("<!-- benchmark:start -->\nMeasured %s on %d cores, %s, forks=%d, connection local, "
-            "cryptography on the hosts' Python: %s.\n\n%s\n<!-- benchmark:end -->"
-            % (stamp, os.cpu_count(), core, FORKS, sys.version.split()[0], table(rows)))
+            "Python %s with cryptography %s on controller and hosts.\n\n%s\n<!-- benchmark:end -->"
+            % (stamp, os.cpu_count(), core, FORKS, sys.version.split()[0], crypto_version(), table(rows)))
     empty = "# Performance\n\n<!-- benchmark:start -->\n<!-- benchmark:end -->\n"
     text = open(DOC).read() if os.path.exists(DOC) else empty
     text = re.sub(r"<!-- benchmark:start -->.*<!-- benchmark:end -->", lambda _m: body, text, flags=re.S)

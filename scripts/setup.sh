@@ -13,7 +13,8 @@ export SBD_REPO SBD_PKI_CACHE SBD_VENV SBD_COLLECTIONS SBD_COLLECTION
 
 log() { printf '\n== %s\n' "$*"; }
 
-apt_packages=(openssh-server openssh-client iproute2 openssl rsync shellcheck python3 python3-cryptography
+apt_packages=(openssh-server openssh-client iproute2 openssl ca-certificates rsync shellcheck python3 python3-venv
+              python3-cryptography python3-yaml
               python3-pytest python3-hypothesis procps)
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -18,8 +18,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import (
-    NODE_CERTIFICATE_SPEC, node_file_names)
-
+    NODE_CERTIFICATE_SPEC, NODE_SHARED_OPTIONS, node_file_names)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import (
     check_policy, read_policy, read_public)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
@@ -29,10 +28,6 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec im
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
 NODE_MODULE = "securebydefault.pki.node_certificate_files"
-# Options the node-side module takes unchanged.
-PASSED_THROUGH = ("path", "name", "allow_wildcard", "usages", "renew_before", "key_passphrase", "regenerate_key",
-                  "force", "backup", "pkcs12_keystore", "pkcs12_passphrase", "key_type", "key_size", "owner",
-                  "group", "key_mode", "cert_mode")
 
 
 def sign(params, prepared):
@@ -164,7 +159,7 @@ class ActionModule(ActionBase):
         if identity.is_empty() and not discover:
             raise PKIError("identity_from", "the certificate would name nothing",
                            "keep identity_from or add dns_names / ip_addresses")
-        node_args = {k: params[k] for k in PASSED_THROUGH}
+        node_args = {k: params[k] for k in NODE_SHARED_OPTIONS}
         node_args["issuer"] = issuer_pem
         node_args["bundle"] = bundle_pem
         if params["pkcs12_truststore"]:

@@ -17,53 +17,46 @@ FILE_OPTIONS = dict(
 
 IDENTITY_SOURCES = ["inventory_hostname", "hostname", "fqdn", "ipv4", "ipv6"]
 
-NODE_CERTIFICATE_SPEC = dict(
-    ca_path=dict(type="path", required=True),
-    ca_passphrase=dict(type="str", no_log=True),
+# Options the node_certificate action hands unchanged to its node-side module.
+NODE_SHARED_OPTIONS = dict(
     path=dict(type="path", required=True),
     name=dict(type="str", default="node"),
-    identity_from=dict(type="list", elements="str", default=list(IDENTITY_SOURCES), choices=IDENTITY_SOURCES),
-    dns_names=dict(type="list", elements="str", default=[]),
-    ip_addresses=dict(type="list", elements="str", default=[]),
-    uris=dict(type="list", elements="str", default=[]),
-    spiffe_id=dict(type="str"),
     allow_wildcard=dict(type="bool", default=False),
     usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
-    valid_for=dict(type="str", default="90d"),
     renew_before=dict(type="str", default="30d"),
     key_passphrase=dict(type="str", no_log=True),
     regenerate_key=dict(type="str", default="on_renewal", choices=["on_renewal", "never"]),
     force=dict(type="bool", default=False),
     backup=dict(type="bool", default=False),
     pkcs12_keystore=dict(type="bool", default=False),
-    pkcs12_truststore=dict(type="bool", default=False),
     pkcs12_passphrase=dict(type="str", no_log=True),
     **KEY_OPTIONS,
     **FILE_OPTIONS,
 )
 
+NODE_CERTIFICATE_SPEC = dict(
+    ca_path=dict(type="path", required=True),
+    ca_passphrase=dict(type="str", no_log=True),
+    identity_from=dict(type="list", elements="str", default=list(IDENTITY_SOURCES), choices=IDENTITY_SOURCES),
+    dns_names=dict(type="list", elements="str", default=[]),
+    ip_addresses=dict(type="list", elements="str", default=[]),
+    uris=dict(type="list", elements="str", default=[]),
+    spiffe_id=dict(type="str"),
+    valid_for=dict(type="str", default="90d"),
+    pkcs12_truststore=dict(type="bool", default=False),
+    **NODE_SHARED_OPTIONS,
+)
+
 # What the action plugin hands the node-side module; see node_certificate_files.
 NODE_FILES_SPEC = dict(
     stage=dict(type="str", required=True, choices=["prepare", "install", "abort"]),
-    path=dict(type="path", required=True),
-    name=dict(type="str", default="node"),
     names=dict(type="list", elements="str", default=[]),
     discover=dict(type="list", elements="str", default=[], choices=IDENTITY_SOURCES),
     issuer=dict(type="str", required=True),
     bundle=dict(type="str", required=True),
     truststore=dict(type="str"),
     certificate=dict(type="str"),
-    allow_wildcard=dict(type="bool", default=False),
-    usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
-    renew_before=dict(type="str", default="30d"),
-    key_passphrase=dict(type="str", no_log=True),
-    regenerate_key=dict(type="str", default="on_renewal", choices=["on_renewal", "never"]),
-    force=dict(type="bool", default=False),
-    backup=dict(type="bool", default=False),
-    pkcs12_keystore=dict(type="bool", default=False),
-    pkcs12_passphrase=dict(type="str", no_log=True),
-    **KEY_OPTIONS,
-    **FILE_OPTIONS,
+    **NODE_SHARED_OPTIONS,
 )
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Prove no node private key is on the controller.
 
 Usage: find_private_keys.py CERT... -- ROOT... [--exclude DIR...]

@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """Real mutual-TLS handshakes between test hosts, with Python's ssl module.
 
-  mtls_probe.py serve --bind ADDR --port P --dir D [--count N] [--timeout S] --out FILE
+  python3 mtls_probe.py serve --bind ADDR --port P --dir D [--count N] [--timeout S] --out FILE
       accept up to N connections (client certificate required), record each outcome as JSON lines
-  mtls_probe.py connect --address ADDR --port P --name NAME --dir D [--ca FILE]
+  python3 mtls_probe.py connect --address ADDR --port P --name NAME --dir D [--ca FILE]
       connect to ADDR, verify the server as NAME, present D's certificate, print the outcome as JSON
 
 D holds node.key, node-fullchain.crt and ca-bundle.crt as node_certificate installs them.
