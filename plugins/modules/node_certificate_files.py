@@ -207,7 +207,7 @@ def quick_result(params, names, discovered):
                 certificate=record.summary(found), discovered=discovered)
 
 
-def build_request(node, params, names, check_mode, diff):
+def build_request(node, params, names, check_mode):
     uid, gid = fs.resolve_owner(params["owner"], params["group"])
     key_mode = fs.parse_mode(params["key_mode"], "key_mode")
     cert_mode = fs.parse_mode(params["cert_mode"], "cert_mode")
@@ -229,7 +229,7 @@ def build_request(node, params, names, check_mode, diff):
         truststore=spec("truststore", cert_mode) if truststore else None,
         truststore_der=base64.b64decode(truststore) if truststore else None,
         pkcs12_passphrase=params["pkcs12_passphrase"], keystore_alias=params["name"],
-        check_mode=check_mode, diff=diff)
+        check_mode=check_mode)
 
 
 def main():
@@ -244,7 +244,7 @@ def main():
         require_cryptography(module)
         from ansible_collections.securebydefault.pki.plugins.module_utils.pki import node
 
-        request = build_request(node, module.params, names, module.check_mode, module._diff)
+        request = build_request(node, module.params, names, module.check_mode)
         if module.params["stage"] == "prepare":
             result = node.prepare(request)
             result.discovered = discovered

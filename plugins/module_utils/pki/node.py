@@ -68,7 +68,6 @@ class NodeRequest:
     keystore_alias: str = "node"
     backup: bool = False
     check_mode: bool = False
-    diff: bool = False
     issuers: List[x509.Certificate] = dc_field(default_factory=list)
 
     def __post_init__(self) -> None:
