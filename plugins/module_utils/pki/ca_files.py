@@ -16,6 +16,7 @@ import os
 from typing import Dict, Tuple
 
 from .errors import PKIError
+from .timeutil import parse_isoformat
 
 REQUIRED = ("ca.crt", "ca.key", "root.crt")
 
@@ -41,15 +42,20 @@ def read_public(path: str, field: str = "ca_path") -> Tuple[str, str]:
     return (issuing if issuing == root else issuing + root), root
 
 
-def read_policy(path: str, field: str = "ca_path") -> Dict:
-    """The CA's signing policy and expiry from ca.json ({} for a CA without one)."""
+def read_metadata(path: str, field: str = "ca_path") -> Dict:
+    """ca.json: what the CA was created with and its signing policy ({} when absent)."""
     try:
         with open(os.path.join(path, "ca.json"), encoding="utf-8") as handle:
-            meta = json.load(handle)
+            return json.load(handle)
     except FileNotFoundError:
         return {}
     except ValueError:
         raise PKIError(field, "%s/ca.json is not valid JSON" % path, "restore it from backup") from None
+
+
+def read_policy(path: str, field: str = "ca_path") -> Dict:
+    """The CA's signing policy and expiry from ca.json ({} for a CA without one)."""
+    meta = read_metadata(path, field)
     policy = dict(meta.get("policy") or {})
     if meta.get("not_after"):
         policy["not_after"] = meta["not_after"]
@@ -61,8 +67,7 @@ def check_policy(policy: Dict, valid_for: datetime.timedelta, allow_wildcard: bo
     """What ca.json lets us refuse before the node is touched; the CA re-checks all of it when signing."""
     not_after = policy.get("not_after")
     if not_after:
-        expiry = datetime.datetime.strptime(not_after, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-        if expiry <= now:
+        if parse_isoformat(not_after) <= now:
             raise PKIError(field, "CA certificate expired on %s" % not_after,
                            "create a new CA (cluster_ca with a new path, or rotate the CA) and re-issue")
     limit = policy.get("max_leaf_validity")

@@ -27,7 +27,7 @@ except ImportError:  # modules report it through module_support.require_cryptogr
 
 from .authority import CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate
 from .bundle import certificate_pem, describe, load_certificate
-from .ca_files import check_ca_directory
+from .ca_files import check_ca_directory, read_metadata  # noqa: F401 - read_metadata re-exported
 from .errors import PKIError
 from .files import read_bytes
 from .keys import KeySpec, generate_private_key, load_private_key, private_key_pem, spec_of_key
@@ -107,16 +107,6 @@ def write_new_ca(path: str, files: Dict[str, bytes]) -> None:
 
 def ca_exists(path: str) -> bool:
     return os.path.exists(os.path.join(path, "ca.crt")) or os.path.exists(os.path.join(path, "ca.key"))
-
-
-def read_metadata(path: str) -> Dict:
-    raw = read_bytes(os.path.join(path, "ca.json"))
-    if raw is None:
-        return {}
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except ValueError:
-        raise PKIError("ca_path", "%s/ca.json is not valid JSON" % path, "restore it from backup") from None
 
 
 def load_ca(path: str, passphrase: Optional[str], field: str = "ca_path",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from dataclasses import dataclass, field as dc_field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -264,7 +265,7 @@ def _key_for_csr(request: NodeRequest, current_key, reasons: List[str]) -> Tuple
 def abort(request: NodeRequest) -> NodeResult:
     """Signing was refused: remove the pending key this run made, so the failed run leaves nothing."""
     result = NodeResult()
-    if fs.read_bytes(request.pending_key_path) is not None:
+    if os.path.exists(request.pending_key_path):
         fs.remove_quietly(request.pending_key_path)
         result.written.append(request.pending_key_path + " (removed)")
     return result

@@ -18,6 +18,8 @@ import os
 import stat
 from typing import Dict, Optional, Sequence
 
+from .timeutil import parse_isoformat
+
 FORMAT = 1
 
 
@@ -76,8 +78,7 @@ def still_valid(record: Optional[Dict], *, cert_path: str, key_path: str, chain_
     if not record:
         return False
     try:
-        not_after = datetime.datetime.strptime(record["not_after"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=datetime.timezone.utc)
+        not_after = parse_isoformat(record["not_after"])
     except (KeyError, TypeError, ValueError):
         return False
     if not_after - now <= renew_before:

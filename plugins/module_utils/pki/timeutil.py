@@ -75,5 +75,13 @@ def not_valid_after(cert) -> datetime.datetime:
     return value
 
 
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def isoformat(value: datetime.datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime(ISO_FORMAT)
+
+
+def parse_isoformat(text: str) -> datetime.datetime:
+    """The inverse of isoformat(); ValueError for anything else."""
+    return datetime.datetime.strptime(text, ISO_FORMAT).replace(tzinfo=UTC)
