@@ -28,6 +28,15 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Go builds the real Kubernetes control plane the tests run against (tests/k8s); it is not
+# a runtime dependency of the collection.
+if ! command -v go >/dev/null 2>&1; then
+  for candidate in /usr/local/go/bin /usr/lib/go/bin "$HOME/go/bin"; do
+    [[ -x "$candidate/go" ]] && export PATH="$PATH:$candidate" && break
+  done
+fi
+command -v go >/dev/null 2>&1 || { echo "setup.sh: Go >= 1.26 is needed to build the test control plane (tests/k8s); install it and put it on PATH" >&2; exit 1; }
+
 req_hash=$(sha256sum "$SBD_REPO/requirements-dev.txt" | cut -c1-16)
 if [[ ! -x "$SBD_VENV/bin/ansible-playbook" || "$(cat "$SBD_VENV/.req-hash" 2>/dev/null)" != "$req_hash" ]]; then
   log "Python tools into $SBD_VENV"

@@ -1,0 +1,139 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: N service Certificates applied with the cert_manager_pki role and Ready.
+
+Against the real control plane (tests/k8s/harness.py): etcd, kube-apiserver, cert-manager.
+Measures the first run (namespace, self-signed ClusterIssuer, namespace CA, CA Issuer, N
+Certificates each waited for until Ready) and the idempotent rerun: wall time, time per
+certificate, API requests per certificate (counted by the modules), and checks that every
+Certificate is Ready and every Secret verifies against the namespace CA with openssl.
+Writes the table between the k8s-benchmark markers of docs/performance.md.
+
+    python benchmarks/k8s_bench.py [N ...]     (default: 100)
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests" / "k8s"))
+
+import harness  # noqa: E402  pylint: disable=wrong-import-position
+
+DOC = REPO / "docs" / "performance.md"
+START, END = "<!-- k8s-benchmark:start -->", "<!-- k8s-benchmark:end -->"
+
+
+def run_playbook(plane, services, namespace, summary):
+    extra = {"cert_manager_pki_services": services, "bench_summary": str(summary),
+             "cert_manager_pki_selfsigned_issuer": namespace + "-selfsigned",
+             "ansible_python_interpreter": sys.executable}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(extra, handle)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", **plane.env())
+    started = time.monotonic()
+    proc = subprocess.run(["ansible-playbook", str(HERE / "k8s_certificates.yml"), "-e", "@" + handle.name],
+                          capture_output=True, text=True, env=env, check=False)
+    elapsed = time.monotonic() - started
+    os.unlink(handle.name)
+    if proc.returncode != 0:
+        sys.exit("playbook failed:\n" + proc.stdout[-4000:] + proc.stderr[-2000:])
+    return elapsed, json.loads(Path(summary).read_text())
+
+
+def verify_all(plane, namespace, services):
+    """Every service Secret verifies against the namespace CA (openssl), by its DNS name."""
+    def secret(name):
+        out = subprocess.run(["python", "-c", SECRET_READER, str(plane.kubeconfig), namespace, name],
+                             capture_output=True, text=True, check=True).stdout
+        return {k: base64.b64decode(v) for k, v in json.loads(out).items()}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ca = Path(tmp) / "ca.pem"
+        ca.write_bytes(secret("sbd-pki-cluster-ca")["tls.crt"])
+        for service in services:
+            cert = Path(tmp) / "cert.pem"
+            cert.write_bytes(secret(service["name"] + "-tls")["tls.crt"])
+            name = "%s.%s.svc.cluster.local" % (service["name"], namespace)
+            subprocess.run(["openssl", "verify", "-CAfile", str(ca), "-verify_hostname", name, str(cert)],
+                           capture_output=True, check=True)
+
+
+SECRET_READER = """
+import json, sys
+from kubernetes import client, config
+api = config.new_client_from_config(config_file=sys.argv[1])
+print(json.dumps(client.CoreV1Api(api).read_namespaced_secret(sys.argv[3], sys.argv[2]).data))
+"""
+
+
+def measure(plane, count):
+    namespace = "bench-%d-%s" % (count, uuid.uuid4().hex[:6])
+    services = [{"name": "svc-%03d" % i, "namespace": namespace} for i in range(count)]
+    summary = Path(tempfile.mkstemp(suffix=".json")[1])
+    first, first_sum = run_playbook(plane, services, namespace, summary)
+    assert first_sum["certificates"] == count and first_sum["ready"] == count, first_sum
+    verify_all(plane, namespace, services)
+    rerun, rerun_sum = run_playbook(plane, services, namespace, summary)
+    assert rerun_sum["changed"] == 0, rerun_sum
+    summary.unlink()
+    return {"count": count, "first": first, "rerun": rerun, "first_calls": first_sum["api_calls"],
+            "rerun_calls": rerun_sum["api_calls"]}
+
+
+def table(rows):
+    lines = ["| certificates | first run | per certificate | API requests per certificate | rerun (changed=0) "
+             "| per certificate | API requests per certificate |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        n = row["count"]
+        lines.append("| %d | %.1f s | %.2f s | %.1f | %.1f s | %.2f s | %.1f |" % (
+            n, row["first"], row["first"] / n, row["first_calls"] / n,
+            row["rerun"], row["rerun"] / n, row["rerun_calls"] / n))
+    lines.append("")
+    lines.append("Measured %s on %s (%d cores), kube-apiserver %s, etcd %s, cert-manager %s; every Secret "
+                 "verified against its namespace CA with openssl after the first run." % (
+                     time.strftime("%Y-%m-%d"), platform.machine(), os.cpu_count(),
+                     harness.VERSIONS["kube-apiserver"], harness.VERSIONS["etcd"], harness.VERSIONS["cert-manager"]))
+    return "\n".join(lines)
+
+
+def main(argv):
+    counts = [int(a) for a in argv] or [100]
+    shared = os.environ.get("SBD_PKI_K8S_STATE")
+    own = not (shared and (Path(shared) / "state.json").exists())
+    plane = harness.ControlPlane(Path(tempfile.mkdtemp(prefix="sbd-pki-k8s-bench.")) / "plane") if own \
+        else harness.ControlPlane(shared)
+    if own:
+        plane.start()
+    try:
+        rows = []
+        for count in counts:
+            row = measure(plane, count)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    finally:
+        if own:
+            plane.stop()
+    text = table(rows)
+    print(text)
+    doc = DOC.read_text()
+    if START in doc:
+        doc = re.sub(re.escape(START) + ".*?" + re.escape(END), START + "\n" + text + "\n" + END, doc, flags=re.S)
+        DOC.write_text(doc)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

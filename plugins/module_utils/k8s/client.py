@@ -1,0 +1,225 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small Kubernetes client for the collection's modules.
+
+Built on the ``kubernetes`` Python package for configuration loading and
+transport; requests are plain REST so that every call is visible and counted
+(``Kube.calls``), objects are applied server-side under one field manager, and
+check mode is the API server's own dry run. Every failure is a PKIError that
+names the option to fix: unreachable API server, a bad kubeconfig, missing
+cert-manager CRDs, RBAC refusals and field-manager conflicts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from typing import Dict, Optional, Tuple
+
+from ..pki.errors import PKIError
+
+try:
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.client.rest import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    import urllib3
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError:
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+    class ApiException(Exception):  # type: ignore[no-redef]
+        status = 0
+        body = ""
+
+    class ConfigException(Exception):  # type: ignore[no-redef]
+        pass
+
+DEFAULT_FIELD_MANAGER = "securebydefault.pki"
+# Keys of an object the server owns or that change on every write; never compared or diffed.
+_VOLATILE = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
+
+
+def kubeconfig_path(param: Optional[str]) -> Optional[str]:
+    """The kubeconfig to use: the option, then K8S_AUTH_KUBECONFIG, KUBECONFIG, ~/.kube/config."""
+    for candidate in (param, os.environ.get("K8S_AUTH_KUBECONFIG"), os.environ.get("KUBECONFIG")):
+        if candidate:
+            return os.path.expanduser(candidate.split(os.pathsep)[0])
+    default = os.path.expanduser("~/.kube/config")
+    return default if os.path.exists(default) else None
+
+
+class Kube:
+    """One API server connection; counts the requests it makes."""
+
+    def __init__(self, kubeconfig: Optional[str] = None, context: Optional[str] = None,
+                 in_cluster: Optional[bool] = None, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self.calls = 0
+        config = k8s_client.Configuration()
+        path = kubeconfig_path(kubeconfig)
+        use_cluster = in_cluster if in_cluster is not None else (
+            path is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST")))
+        try:
+            if use_cluster:
+                k8s_config.load_incluster_config(client_configuration=config)
+                self.source = "in-cluster service account"
+            else:
+                if path is None:
+                    raise PKIError("kubeconfig", "no kubeconfig found (option unset, no K8S_AUTH_KUBECONFIG or "
+                                   "KUBECONFIG, no ~/.kube/config) and not running in a cluster",
+                                   "set kubeconfig to the path of a kubeconfig file")
+                if not os.path.isfile(path):
+                    raise PKIError("kubeconfig", "%s does not exist or is not a file" % path,
+                                   "point kubeconfig (or KUBECONFIG) at an existing kubeconfig file")
+                k8s_config.load_kube_config(config_file=path, context=context, client_configuration=config,
+                                            persist_config=False)
+                self.source = path + (" (context %s)" % context if context else "")
+        except ConfigException as exc:
+            field = "context" if context and "context" in str(exc).lower() else "kubeconfig"
+            raise PKIError(field, "cannot load the Kubernetes configuration from %s: %s"
+                           % (path or "the cluster", exc), "check the kubeconfig file and context name") from None
+        config.retries = False
+        self.host = config.host
+        self.api = k8s_client.ApiClient(config)
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- transport
+    def request(self, method: str, path: str, body=None, query=None,
+                content_type: str = "application/json") -> Tuple[int, Optional[Dict]]:
+        """(status, decoded body); HTTP errors are returned, transport errors raised as PKIError."""
+        self.calls += 1
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            status, data = self._send(method, path, list((query or {}).items()), headers, body)
+        except ApiException as exc:
+            if not exc.status:  # the client's way of saying the transport failed
+                raise PKIError("kubeconfig", "the Kubernetes API server at %s is unreachable: %s"
+                               % (self.host, exc.reason),
+                               "check that the API server runs and that kubeconfig/context point at it") from None
+            status, data = exc.status, exc.body
+        except urllib3.exceptions.HTTPError as exc:
+            raise PKIError("kubeconfig", "the Kubernetes API server at %s is unreachable: %s"
+                           % (self.host, _reason(exc)),
+                           "check that the API server runs and that kubeconfig/context point at it") from None
+        try:
+            decoded = json.loads(data) if data else None
+        except ValueError:
+            decoded = {"message": data.decode(errors="replace") if isinstance(data, bytes) else str(data)}
+        if status == 401:
+            raise PKIError("kubeconfig", "the API server at %s refused our credentials (401 Unauthorized)"
+                           % self.host, "renew the client certificate or token in the kubeconfig")
+        return status, decoded
+
+    def _send(self, method, path, query, headers, body):
+        if hasattr(self.api, "param_serialize"):
+            # kubernetes >= 34 (the current OpenAPI generator): serialize, then send; no raise on 4xx/5xx
+            method, url, headers, body, _post = self.api.param_serialize(
+                method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"])
+            response = self.api.call_api(method, url, header_params=headers, body=body,
+                                         _request_timeout=self.timeout)
+            return response.status, response.read()
+        # older clients: one call, raises ApiException on errors
+        response = self.api.call_api(path, method, query_params=query, header_params=headers, body=body,
+                                     auth_settings=["BearerToken"], _preload_content=False,
+                                     _request_timeout=self.timeout, _return_http_data_only=True)
+        return response.status, response.data
+
+    def get(self, path: str) -> Optional[Dict]:
+        status, obj = self.request("GET", path)
+        if status == 404:
+            return None
+        self.check(status, obj, "read", path)
+        return obj
+
+    def check(self, status: int, obj: Optional[Dict], verb: str, path: str, field: str = "name") -> None:
+        if 200 <= status < 300:
+            return
+        message = (obj or {}).get("message") or "HTTP %d" % status
+        if status == 403:
+            raise PKIError(field, "forbidden to %s %s: %s" % (verb, path, message),
+                           "grant the user of this kubeconfig RBAC permission to %s this resource" % verb)
+        if status == 409:
+            raise PKIError(field, "conflict on %s: %s" % (path, message),
+                           "another field manager owns these fields; set force_conflicts: true to take them over")
+        if status == 422:
+            raise PKIError(field, "the API server rejected %s: %s" % (path, message), "fix the values it names")
+        raise PKIError(field, "cannot %s %s: %s" % (verb, path, message), "see the API server's message")
+
+    def require_api(self, group_version: str, plural: str, what: str) -> None:
+        """Fail clearly when a CRD (e.g. cert-manager's) is not installed."""
+        status, obj = self.request("GET", "/apis/" + group_version)
+        plurals = {r.get("name") for r in (obj or {}).get("resources") or []} if status == 200 else set()
+        if status == 404 or plural not in plurals:
+            raise PKIError("kubeconfig", "%s (%s %s) is not served by the API server at %s: its CRDs are not "
+                           "installed" % (what, group_version, plural, self.host),
+                           "install cert-manager (its CRDs) in this cluster first, or point kubeconfig at the "
+                           "cluster that has it")
+        self.check(status, obj, "discover", "/apis/" + group_version, field="kubeconfig")
+
+    def apply(self, path: str, body: Dict, field_manager: str, dry_run: bool, force: bool,
+              field: str = "name") -> Dict:
+        """Server-side apply; check mode is the server's dry run (admission and validation included)."""
+        query = {"fieldManager": field_manager}
+        if force:
+            query["force"] = "true"
+        if dry_run:
+            query["dryRun"] = "All"
+        status, obj = self.request("PATCH", path, body=body, query=query, content_type="application/apply-patch+yaml")
+        self.check(status, obj, "apply", path, field)
+        return obj
+
+    def delete(self, path: str, dry_run: bool) -> bool:
+        query = {"dryRun": "All"} if dry_run else None
+        status, obj = self.request("DELETE", path, query=query)
+        if status == 404:
+            return False
+        self.check(status, obj, "delete", path)
+        return True
+
+    def wait(self, path: str, done, timeout: float, interval: float = 0.5) -> Tuple[bool, Optional[Dict]]:
+        deadline = time.monotonic() + timeout
+        obj = None
+        while True:
+            obj = self.get(path)
+            if done(obj):
+                return True, obj
+            if time.monotonic() >= deadline:
+                return False, obj
+            time.sleep(interval)
+
+
+def _reason(exc) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc)
+
+
+def comparable(obj: Optional[Dict]) -> Optional[Dict]:
+    """What a user manages of an object: spec/data/type, labels and annotations; not server bookkeeping."""
+    if obj is None:
+        return None
+    meta = obj.get("metadata") or {}
+    out = {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+    kept = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if meta.get(k)}
+    out["metadata"] = kept
+    return out
+
+
+def without_managed_fields(obj: Optional[Dict]) -> Optional[Dict]:
+    """The object as returned to the user: server bookkeeping (managedFields) left out."""
+    if not obj:
+        return obj
+    out = dict(obj)
+    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return out
+
+
+def namespaced_path(group_version: str, plural: str, namespace: Optional[str], name: Optional[str] = None) -> str:
+    prefix = "/api/" + group_version if "/" not in group_version else "/apis/" + group_version
+    path = prefix + ("/namespaces/%s" % namespace if namespace else "") + "/" + plural
+    return path + ("/" + name if name else "")

@@ -1,0 +1,29 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options and glue shared by the modules that talk to Kubernetes."""
+from __future__ import annotations
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
+    DEFAULT_FIELD_MANAGER, KUBERNETES_IMPORT_ERROR, Kube)
+
+K8S_CONNECTION_SPEC = dict(
+    kubeconfig=dict(type="path", aliases=["kubeconfig_path"]),
+    context=dict(type="str"),
+    in_cluster=dict(type="bool"),
+    api_timeout=dict(type="int", default=30),
+    field_manager=dict(type="str", default=DEFAULT_FIELD_MANAGER),
+    force_conflicts=dict(type="bool", default=False),
+)
+
+
+def require_kubernetes(module) -> None:
+    if KUBERNETES_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+
+
+def connect(module) -> Kube:
+    params = module.params
+    return Kube(kubeconfig=params.get("kubeconfig"), context=params.get("context"),
+                in_cluster=params.get("in_cluster"), timeout=params.get("api_timeout") or 30)

@@ -1,0 +1,483 @@
+#!/usr/bin/python
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cert_manager_certificate
+short_description: A cert-manager Certificate, secure by default, applied server-side and waited for
+version_added: 0.2.0
+description:
+  - Creates, updates or deletes a cert-manager C(Certificate) and by default waits until cert-manager has
+    issued it (Ready for the current generation).
+  - Defaults are those of a short-lived service certificate - an ECDSA P-256 key made afresh at every issuance
+    (rotationPolicy C(Always)), and renewal after a third of the lifetime (C(renewBeforePercentage) 67).
+    Wildcard names are refused unless O(allow_wildcards=true).
+  - Everything is checked before a request is sent - durations, renew_before against duration, names, key
+    sizes, that the issuer exists and that keystore password Secrets exist - so bad input leaves existing
+    resources untouched.
+  - O(renew=true) asks cert-manager to issue again now (as C(cmctl renew) does) and waits for the new revision.
+author: securebydefault.pki contributors (@securebydefault)
+extends_documentation_fragment:
+  - securebydefault.pki.k8s
+options:
+  name:
+    description: Name of the Certificate.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the Certificate and its Secret.
+    type: str
+    required: true
+  state:
+    description: C(absent) deletes the Certificate (cert-manager leaves its Secret in place).
+    type: str
+    choices: [present, absent]
+    default: present
+  secret_name:
+    description: Secret that receives C(tls.crt), C(tls.key) and C(ca.crt). Defaults to O(name).
+    type: str
+  issuer_name:
+    description: The Issuer or ClusterIssuer that signs. Required with O(state=present).
+    type: str
+  issuer_kind:
+    description: Kind of O(issuer_name).
+    type: str
+    choices: [Issuer, ClusterIssuer]
+    default: Issuer
+  issuer_group:
+    description: API group of the issuer; other groups (external issuers) are not checked for existence.
+    type: str
+    default: cert-manager.io
+  common_name:
+    description: Subject common name. Prefer O(dns_names); clients ignore the CN when SANs are present.
+    type: str
+  dns_names:
+    description: DNS names. Wildcards are refused unless O(allow_wildcards=true).
+    type: list
+    elements: str
+  ip_addresses:
+    description: IP addresses.
+    type: list
+    elements: str
+  uris:
+    description: URIs, e.g. a SPIFFE ID C(spiffe://cluster.local/ns/prod/sa/web).
+    type: list
+    elements: str
+  email_addresses:
+    description: E-mail addresses.
+    type: list
+    elements: str
+  subject_organizations:
+    description: Organizations (O) of the subject.
+    type: list
+    elements: str
+  allow_wildcards:
+    description: Allow C(*.) names in O(dns_names).
+    type: bool
+    default: false
+  usages:
+    description:
+      - Key usages in cert-manager's words, e.g. C(server auth), C(client auth), C(digital signature).
+      - Unset means cert-manager's default (digital signature, key encipherment, server auth).
+    type: list
+    elements: str
+  is_ca:
+    description: Issue a CA certificate (for a CA Issuer).
+    type: bool
+    default: false
+  duration:
+    description:
+      - Lifetime as a Go duration (C(24h), C(2160h)); at least C(1h).
+    type: str
+    default: 24h
+  renew_before:
+    description: Renew this long before expiry (Go duration, at least C(5m), shorter than O(duration)).
+    type: str
+  renew_before_percentage:
+    description:
+      - Renew when this share of the lifetime is left (1-99). Used when O(renew_before) is unset;
+        unset too means 67, i.e. renew after a third of the lifetime (24h -> renewed after 8h).
+    type: int
+  private_key:
+    description: The private key cert-manager makes.
+    type: dict
+    suboptions:
+      algorithm:
+        description: Key algorithm.
+        type: str
+        choices: [ECDSA, RSA, Ed25519]
+        default: ECDSA
+      size:
+        description: 256/384/521 for ECDSA (default 256), 2048-8192 for RSA (default 3072); none for Ed25519.
+        type: int
+      encoding:
+        description: Encoding of C(tls.key).
+        type: str
+        choices: [PKCS1, PKCS8]
+        default: PKCS1
+      rotation_policy:
+        description: C(Always) makes a fresh key at every issuance; C(Never) reuses the Secret's key.
+        type: str
+        choices: [Always, Never]
+        default: Always
+  name_constraints:
+    description: X.509 name constraints of a CA certificate (O(is_ca=true)).
+    type: dict
+    suboptions:
+      critical:
+        description: Mark the extension critical.
+        type: bool
+        default: true
+      permitted:
+        description: Names the CA may sign for.
+        type: dict
+        suboptions:
+          dns_domains: {description: DNS domains., type: list, elements: str}
+          ip_ranges: {description: CIDR ranges., type: list, elements: str}
+          email_addresses: {description: E-mail domains or addresses., type: list, elements: str}
+          uri_domains: {description: URI domains., type: list, elements: str}
+      excluded:
+        description: Names the CA may not sign for.
+        type: dict
+        suboptions:
+          dns_domains: {description: DNS domains., type: list, elements: str}
+          ip_ranges: {description: CIDR ranges., type: list, elements: str}
+          email_addresses: {description: E-mail domains or addresses., type: list, elements: str}
+          uri_domains: {description: URI domains., type: list, elements: str}
+  keystores:
+    description:
+      - Java keystores cert-manager adds to the Secret
+        (C(keystore.p12)/C(truststore.p12), C(keystore.jks)/C(truststore.jks)).
+    type: dict
+    suboptions:
+      pkcs12:
+        description: A PKCS#12 keystore and truststore.
+        type: dict
+        suboptions:
+          create: {description: Create the keystore., type: bool, default: true}
+          password_secret_name: {description: Secret (same namespace) holding the password., type: str}
+          password_secret_key: {description: Key of the password in that Secret., type: str, default: password}
+          create_password_secret:
+            description: Create the password Secret with a random password if it does not exist (never changed later).
+            type: bool
+            default: false
+          profile:
+            description: PKCS#12 encryption profile; C(Modern2023) is AES-based, the others are for old Java.
+            type: str
+            choices: [LegacyRC2, LegacyDES, Modern2023]
+      jks:
+        description: A JKS keystore and truststore.
+        type: dict
+        suboptions:
+          create: {description: Create the keystore., type: bool, default: true}
+          password_secret_name: {description: Secret (same namespace) holding the password., type: str}
+          password_secret_key: {description: Key of the password in that Secret., type: str, default: password}
+          create_password_secret:
+            description: Create the password Secret with a random password if it does not exist (never changed later).
+            type: bool
+            default: false
+          alias: {description: Alias of the key entry., type: str}
+  secret_labels:
+    description: Labels cert-manager puts on the Secret (C(secretTemplate)).
+    type: dict
+  secret_annotations:
+    description:
+      - Annotations cert-manager puts on the Secret, e.g. C(reloader.stakater.com/match=true) so that
+        Stakater Reloader restarts the pods that mount it when the certificate is renewed.
+    type: dict
+  revision_history_limit:
+    description: CertificateRequests to keep per Certificate.
+    type: int
+  wait:
+    description: Wait until the Certificate is Ready for its current generation (and after O(renew), at a new revision).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait.
+    type: int
+    default: 120
+  renew:
+    description: Issue again now (a new key with rotationPolicy Always). Always reports a change.
+    type: bool
+    default: false
+notes:
+  - Needs cert-manager's CRDs in the cluster; a clear error names the missing API otherwise.
+  - In check mode the apply is a server dry run; O(wait) and O(renew) are skipped.
+seealso:
+  - module: securebydefault.pki.cert_manager_issuer
+  - name: the cert_manager_pki role
+    description: Self-signed ClusterIssuer, CA per namespace and 24h service certificates in one role.
+    link: https://github.com/securebydefault/pki/blob/main/docs/kubernetes.md
+"""
+
+EXAMPLES = r"""
+- name: A 24h service certificate, renewed after 8h, new key each time
+  securebydefault.pki.cert_manager_certificate:
+    name: orders
+    namespace: prod
+    issuer_name: prod-ca
+    dns_names: [orders.prod.svc.cluster.local, orders.prod.svc]
+    uris: [spiffe://cluster.local/ns/prod/sa/orders]
+    usages: [server auth, client auth, digital signature]
+    duration: 24h
+    renew_before: 16h
+    secret_annotations:
+      reloader.stakater.com/match: "true"
+
+- name: A Java service gets a PKCS#12 keystore too
+  securebydefault.pki.cert_manager_certificate:
+    name: akka-seed
+    namespace: prod
+    issuer_name: prod-ca
+    dns_names: [akka-seed.prod.svc.cluster.local]
+    keystores:
+      pkcs12:
+        password_secret_name: akka-keystore-password
+        profile: Modern2023
+
+- name: Re-issue now
+  securebydefault.pki.cert_manager_certificate:
+    name: orders
+    namespace: prod
+    issuer_name: prod-ca
+    dns_names: [orders.prod.svc.cluster.local, orders.prod.svc]
+    uris: [spiffe://cluster.local/ns/prod/sa/orders]
+    usages: [server auth, client auth, digital signature]
+    duration: 24h
+    renew_before: 16h
+    renew: true
+"""
+
+RETURN = r"""
+certificate:
+  description: The Certificate as the API server returned it (after the wait, if any); absent when deleted.
+  returned: state is present
+  type: dict
+spec:
+  description: The spec this module applied.
+  returned: state is present
+  type: dict
+ready:
+  description: Whether the Certificate is Ready for its current generation.
+  returned: state is present
+  type: bool
+revision:
+  description: cert-manager's issuance revision (C(status.revision)); it increases at every issuance.
+  returned: state is present
+  type: int
+  sample: 2
+secret_name:
+  description: The Secret holding the issued certificate and key.
+  returned: state is present
+  type: str
+  sample: orders
+password_secrets_created:
+  description: Keystore password Secrets this task created (O(keystores.pkcs12.create_password_secret)).
+  returned: state is present
+  type: list
+  elements: str
+api_calls:
+  description: API requests this task made (for benchmarks).
+  returned: always
+  type: int
+"""
+
+import base64
+import copy
+import secrets
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
+    comparable, namespaced_path, without_managed_fields)
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
+    K8S_CONNECTION_SPEC, connect, require_kubernetes)
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+
+_NAMES = dict(dns_domains=dict(type="list", elements="str"), ip_ranges=dict(type="list", elements="str"),
+              email_addresses=dict(type="list", elements="str"), uri_domains=dict(type="list", elements="str"))
+_STORE = dict(create=dict(type="bool", default=True), password_secret_name=dict(type="str", no_log=False),
+              password_secret_key=dict(type="str", default="password", no_log=False),
+              create_password_secret=dict(type="bool", default=False))
+
+ARGUMENT_SPEC = dict(
+    K8S_CONNECTION_SPEC,
+    name=dict(type="str", required=True),
+    namespace=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    secret_name=dict(type="str"),
+    issuer_name=dict(type="str"),
+    issuer_kind=dict(type="str", choices=["Issuer", "ClusterIssuer"], default="Issuer"),
+    issuer_group=dict(type="str", default=cm.GROUP),
+    common_name=dict(type="str"),
+    dns_names=dict(type="list", elements="str"),
+    ip_addresses=dict(type="list", elements="str"),
+    uris=dict(type="list", elements="str"),
+    email_addresses=dict(type="list", elements="str"),
+    subject_organizations=dict(type="list", elements="str"),
+    allow_wildcards=dict(type="bool", default=False),
+    usages=dict(type="list", elements="str"),
+    is_ca=dict(type="bool", default=False),
+    duration=dict(type="str", default="24h"),
+    renew_before=dict(type="str"),
+    renew_before_percentage=dict(type="int"),
+    private_key=dict(type="dict", no_log=False, options=dict(
+        algorithm=dict(type="str", choices=["ECDSA", "RSA", "Ed25519"], default="ECDSA"),
+        size=dict(type="int"),
+        encoding=dict(type="str", choices=["PKCS1", "PKCS8"], default="PKCS1"),
+        rotation_policy=dict(type="str", choices=["Always", "Never"], default="Always"))),
+    name_constraints=dict(type="dict", options=dict(
+        critical=dict(type="bool", default=True),
+        permitted=dict(type="dict", options=copy.deepcopy(_NAMES)),
+        excluded=dict(type="dict", options=copy.deepcopy(_NAMES)))),
+    keystores=dict(type="dict", no_log=False, options=dict(
+        pkcs12=dict(type="dict", no_log=False, options=dict(
+            copy.deepcopy(_STORE), profile=dict(type="str", choices=["LegacyRC2", "LegacyDES", "Modern2023"]))),
+        jks=dict(type="dict", no_log=False, options=dict(copy.deepcopy(_STORE), alias=dict(type="str"))))),
+    secret_labels=dict(type="dict", no_log=False),
+    secret_annotations=dict(type="dict", no_log=False),
+    revision_history_limit=dict(type="int"),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=120),
+    renew=dict(type="bool", default=False),
+)
+
+
+def _issuer_path(spec, namespace):
+    ref = spec["issuerRef"]
+    if ref["kind"] == "ClusterIssuer":
+        return namespaced_path(cm.API_VERSION, "clusterissuers", None, ref["name"])
+    return namespaced_path(cm.API_VERSION, "issuers", namespace, ref["name"])
+
+
+def _check_references(kube, spec, refs, namespace):
+    """The issuer and keystore password Secrets must exist: fail before applying otherwise."""
+    ref = spec["issuerRef"]
+    if ref["group"] == cm.GROUP and kube.get(_issuer_path(spec, namespace)) is None:
+        where = "the cluster" if ref["kind"] == "ClusterIssuer" else "namespace %s" % namespace
+        raise PKIError("issuer_name", "%s %r does not exist in %s" % (ref["kind"], ref["name"], where),
+                       "create it first (securebydefault.pki.cert_manager_issuer) or fix issuer_name/issuer_kind")
+    created = []
+    for field, secret, key, create in refs:
+        path = namespaced_path("v1", "secrets", namespace, secret)
+        obj = kube.get(path)
+        if obj is None and create:
+            created.append((path, secret, key))
+            continue
+        if obj is None:
+            raise PKIError(field, "Secret %r does not exist in namespace %s" % (secret, namespace),
+                           "create the keystore password Secret first, or set create_password_secret: true")
+        if key not in (obj.get("data") or {}):
+            raise PKIError(field.replace("_name", "_key"), "Secret %r has no key %r" % (secret, key),
+                           "store the password under that key or set password_secret_key")
+    return created
+
+
+def _create_password_secrets(kube, module, created, namespace):
+    """A random keystore password, made once; an existing password Secret is never changed."""
+    for path, secret, key in created:
+        password = base64.b64encode(secrets.token_urlsafe(24).encode()).decode()
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": secret, "namespace": namespace,
+                             "labels": {"app.kubernetes.io/managed-by": "securebydefault.pki"}},
+                "data": {key: password}}
+        kube.apply(path, body, module.params["field_manager"], module.check_mode, False,
+                   field="keystores.password_secret_name")
+
+
+def _renew(kube, path, obj, timeout):
+    """Set the Issuing condition (reason ManuallyTriggered) through /status, as cmctl renew does."""
+    status = dict(obj.get("status") or {})
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Issuing"]
+    conditions.append({"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+                       "message": "Certificate re-issuance requested by securebydefault.pki",
+                       "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "observedGeneration": obj["metadata"]["generation"]})
+    patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": {"conditions": conditions}}
+    code, reply = kube.request("PATCH", path + "/status", body=patch, content_type="application/merge-patch+json")
+    kube.check(code, reply, "renew", path, field="renew")
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_if=[("state", "present", ["issuer_name"])])
+    require_kubernetes(module)
+    p = module.params
+    result = dict(changed=False, api_calls=0)
+    kube = None
+    try:
+        cm.check_k8s_name(p["namespace"], "namespace")
+        cm.check_k8s_name(p["name"], "name")
+        kube = connect(module)
+        path = namespaced_path(cm.API_VERSION, "certificates", p["namespace"], p["name"])
+        if p["state"] == "absent":
+            kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
+            before = kube.get(path)
+            if before is not None:
+                kube.delete(path, module.check_mode)
+                result["changed"] = True
+                result["diff"] = dict(before=comparable(before), after={})
+            result["api_calls"] = kube.calls
+            module.exit_json(**result)
+
+        spec, refs = cm.certificate_spec(p)
+        kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
+        created = _check_references(kube, spec, refs, p["namespace"])
+        _create_password_secrets(kube, module, created, p["namespace"])
+        before = kube.get(path)
+        body = {"apiVersion": cm.API_VERSION, "kind": "Certificate",
+                "metadata": {"name": p["name"], "namespace": p["namespace"]}, "spec": spec}
+        after = kube.apply(path, body, p["field_manager"], module.check_mode, p["force_conflicts"])
+        changed = before is None or comparable(before) != comparable(after) or bool(created)
+        result.update(changed=changed, spec=spec, secret_name=spec["secretName"],
+                      password_secrets_created=[entry[1] for entry in created])
+        if changed:
+            result["diff"] = dict(before=comparable(before) or {}, after=comparable(after))
+
+        if p["renew"] and not module.check_mode:
+            if before is None:
+                pass  # a new Certificate is issued anyway
+            else:
+                old_revision = (after.get("status") or {}).get("revision") or 0
+                _renew(kube, path, after, p["wait_timeout"])
+                result["changed"] = True
+                done, after = kube.wait(path, lambda o: cm.is_ready(o) and (o.get("status") or {}).get(
+                    "revision", 0) > old_revision, p["wait_timeout"])
+                if not done:
+                    raise PKIError("renew", "no new revision after %ss (still %s): %s" % (
+                        p["wait_timeout"], old_revision, _conditions(after)),
+                        "check the issuer's conditions and cert-manager's log, or raise wait_timeout")
+        elif p["renew"]:
+            result["changed"] = True
+
+        if p["wait"] and not module.check_mode:
+            done, after = kube.wait(path, cm.is_ready, p["wait_timeout"])
+            if not done:
+                result.update(certificate=without_managed_fields(after), ready=False, api_calls=kube.calls)
+                raise PKIError("wait_timeout", "Certificate %s/%s not Ready after %ss: %s"
+                               % (p["namespace"], p["name"], p["wait_timeout"], _conditions(after)),
+                               "check the issuer (is it Ready?) and cert-manager's log, or raise wait_timeout")
+        result.update(certificate=without_managed_fields(after), ready=cm.is_ready(after),
+                      revision=(after.get("status") or {}).get("revision"), api_calls=kube.calls)
+        module.exit_json(**result)
+    except PKIError as exc:
+        if kube is not None:
+            result["api_calls"] = kube.calls
+        fail_pki(module, exc, **{k: v for k, v in result.items() if k != "changed"})
+    finally:
+        if kube is not None:
+            kube.close()
+
+
+def _conditions(obj):
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return "; ".join("%s=%s (%s: %s)" % (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+                     for c in conds) or "no conditions yet"
+
+
+if __name__ == "__main__":
+    main()
