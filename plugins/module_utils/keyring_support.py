@@ -1,0 +1,49 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options and results shared by the keyring modules (directory and Kubernetes Secret)."""
+from __future__ import annotations
+
+import datetime
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
+
+KEYRING_OPTIONS = dict(
+    kind=dict(type="str", required=True, choices=list(kr.KINDS)),
+    size=dict(type="int"),
+    encoding=dict(type="str", choices=["raw", "base64", "hex"], default="raw"),
+    state=dict(type="str", choices=["present", "rotated", "added", "promoted", "retired"], default="present"),
+    promote_after=dict(type="str", default="1h"),
+    retire_after=dict(type="str", default="1d"),
+    rotate_every=dict(type="str"),
+    retire_id=dict(type="str"),
+    force=dict(type="bool", default=False),
+)
+
+
+def gate(value, field):
+    """A duration; 0 means the gate is open at once."""
+    if str(value).strip() in ("0", "0s"):
+        return datetime.timedelta(0)
+    return parse_duration(value, field)
+
+
+def gates_from(params) -> kr.Gates:
+    return kr.Gates(
+        promote_after=gate(params["promote_after"], "promote_after"),
+        retire_after=gate(params["retire_after"], "retire_after"),
+        rotate_every=gate(params["rotate_every"], "rotate_every") if params.get("rotate_every") else None)
+
+
+def result_of(plan: kr.Plan) -> dict:
+    info = kr.describe(plan.after)
+    return dict(changed=plan.changed, stage=info["stage"], primary=info["primary"], ids=info["ids"],
+                entries=info["entries"], steps=[vars(s) for s in plan.steps], next_action=plan.next_action,
+                next_due=plan.next_due)
+
+
+def diff_of(plan: kr.Plan, header: str) -> dict:
+    def text(ring):
+        info = kr.describe(ring)
+        return "stage: %s\nentries:\n%s" % (info["stage"], "".join("  %s\n" % n for n in info["entries"]))
+    return dict(before=text(plan.before), after=text(plan.after), before_header=header, after_header=header)

@@ -1,0 +1,231 @@
+#!/usr/bin/python
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: keyring
+short_description: Staged rotation of a secret in a directory (add, promote, retire), gated by time
+version_added: 0.2.0
+description:
+  - Keeps a rotating secret - a symmetric key, a password or a signing key pair - in a directory on the host, by the
+    keyring convention; entries are named C(<id>.<part>), and the entries of the id in use end in C(.primary).
+  - Rotation moves through three stages, each idempotent. B(add) puts C(r2.key) beside C(r1.key.primary) - it is
+    distributed, but not used yet. B(promote) makes it C(r2.key.primary) and C(r1.key) stays accepted. B(retire)
+    removes C(r1.key).
+  - O(state=rotated) advances as far as the time gates allow, so a scheduled job (cron, an AWX schedule) drives a
+    rotation to completion over several runs. The explicit states C(added), C(promoted) and C(retired) are for
+    operators, and refuse to skip a gate unless O(force=true).
+  - When each stage was reached is recorded in C(.keyring.json) beside the entries. Each step is journaled there
+    first, so a run killed in the middle is finished (promote, retire) or undone (a new key no one uses yet) by the
+    next run. The material never appears in results or diffs.
+  - A directory edited by hand into an invalid state (two primaries, a missing part, foreign files) is refused with
+    the reason; nothing is written.
+author: securebydefault.pki contributors (@securebydefault)
+options:
+  path:
+    description: Directory of the keyring (created if missing). Holds nothing but the keyring.
+    type: path
+    required: true
+  kind:
+    description:
+      - C(symmetric) (part C(key)), C(password) (part C(password)), or a key pair C(ec), C(rsa), C(ed25519)
+        (parts C(private), PKCS#8 PEM, and C(public), SubjectPublicKeyInfo PEM).
+    type: str
+    choices: [symmetric, password, ec, rsa, ed25519]
+    required: true
+  size:
+    description:
+      - Bytes of a symmetric key (default 32), characters of a password (default 32), bits of an EC (256, 384,
+        521; default 256) or RSA key (default 3072). Not for ed25519.
+    type: int
+  encoding:
+    description: How a symmetric key is stored.
+    type: str
+    choices: [raw, base64, hex]
+    default: raw
+  state:
+    description:
+      - C(present) creates C(r1) if the keyring is empty and changes nothing else.
+      - C(rotated) advances as far as the gates allow - starts a rotation when the primary is older than
+        O(rotate_every), promotes after O(promote_after), retires after O(retire_after).
+      - C(added), C(promoted), C(retired) reach that stage now (the operator's explicit steps); a gate not passed
+        fails with the time it opens unless O(force=true).
+    type: str
+    choices: [present, rotated, added, promoted, retired]
+    default: present
+  promote_after:
+    description: How long a new key is distributed before it is used (C(1h), C(7d), seconds; C(0) for no wait).
+    type: str
+    default: 1h
+  retire_after:
+    description: How long the previous key stays accepted after promotion; at least the lifetime of what it made.
+    type: str
+    default: 1d
+  rotate_every:
+    description: With O(state=rotated), start a new rotation when the primary is this old. Unset never starts one.
+    type: str
+  retire_id:
+    description: With O(state=retired), the id to retire (e.g. C(r1)); it must be the previous, not the primary, key.
+    type: str
+  force:
+    description: Pass a time gate now.
+    type: bool
+    default: false
+  owner:
+    description: Owner of the entries.
+    type: str
+  group:
+    description: Group of the entries.
+    type: str
+  key_mode:
+    description: Mode of secret entries (C(key), C(password), C(private)).
+    type: raw
+    default: "0600"
+  public_mode:
+    description: Mode of C(public) entries.
+    type: raw
+    default: "0644"
+attributes:
+  check_mode:
+    support: full
+    description: Reports the steps that would be taken and writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the entry names and stage before and after (never the material).
+notes:
+  - Consumers load every id and use the primary one to sign or encrypt, and accept all of them to verify or
+    decrypt; they reread the directory periodically. See docs/keyring.md for readers in Python and for templates.
+seealso:
+  - module: securebydefault.pki.k8s_keyring
+"""
+
+EXAMPLES = r"""
+- name: A session-signing key for the app, rotated by schedule
+  securebydefault.pki.keyring:
+    path: /etc/app/session-keys
+    kind: symmetric
+    size: 32
+    state: rotated
+    rotate_every: 30d
+    promote_after: 1h
+    retire_after: 1d
+    owner: app
+    group: app
+  register: session_keys
+
+- name: An operator adds the next key now
+  securebydefault.pki.keyring:
+    path: /etc/app/jwt
+    kind: ec
+    state: added
+"""
+
+RETURN = r"""
+stage:
+  description: C(single), C(added) or C(promoted) after this run.
+  returned: success
+  type: str
+  sample: added
+primary:
+  description: The id in use.
+  returned: success
+  type: str
+  sample: r1
+ids:
+  description: Every id in the keyring.
+  returned: success
+  type: list
+  elements: str
+  sample: [r1, r2]
+entries:
+  description: Entry names after this run.
+  returned: success
+  type: list
+  elements: str
+  sample: [r1.key.primary, r2.key]
+steps:
+  description: What this run did (or would do in check mode), in order.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{action: add, id: r2, at: "2026-11-23T14:00:00Z"}]
+next_action:
+  description: The next step (C(add), C(promote), C(retire)) or null when nothing is scheduled.
+  returned: success
+  type: str
+  sample: promote
+next_due:
+  description: When the next step may run (UTC).
+  returned: success
+  type: str
+  sample: "2026-11-23T15:00:00Z"
+recovered:
+  description: What this run finished or undid of a run that was killed mid-step.
+  returned: when a journal was found
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import (
+    KEYRING_OPTIONS, diff_of, gates_from, result_of)
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring_files as kf
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import parse_mode, resolve_owner
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
+
+ARGUMENT_SPEC = dict(
+    KEYRING_OPTIONS,
+    path=dict(type="path", required=True),
+    owner=dict(type="str"),
+    group=dict(type="str"),
+    key_mode=dict(type="raw", default="0600", no_log=False),
+    public_mode=dict(type="raw", default="0644"),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    path = p["path"]
+    try:
+        kf.check_directory(path)
+        gates = gates_from(p)
+        key_mode = parse_mode(p["key_mode"], "key_mode")
+        public_mode = parse_mode(p["public_mode"], "public_mode")
+        uid, gid = resolve_owner(p["owner"], p["group"])
+        if p["kind"] != "symmetric" and p["encoding"] != "raw":
+            raise PKIError("encoding", "only applies to kind symmetric", "remove encoding")
+        extra = {}
+        if not module.check_mode and kf.read_meta(path).get("transition"):
+            extra["recovered"] = kf.recover(path)
+        meta = kf.read_meta(path)
+        if module.check_mode and meta.get("transition"):
+            raise PKIError("path", "%s holds an unfinished step of a killed run" % path,
+                           "run once without check mode to finish or undo it")
+        ring = kr.parse(kf.read_entries(path), p["kind"], meta, path)
+        now = utcnow()
+        plan = kr.plan(ring, p["state"], gates, now, lambda: kr.generate(p["kind"], p["size"], p["encoding"]),
+                       force=p["force"], retire_id=p["retire_id"])
+        fixes = kf.attribute_fixes(path, plan.before, key_mode, public_mode, uid, gid) if ring.ids else {}
+        meta_changes = plan.after.meta != meta
+        changed = plan.changed or bool(fixes) or meta_changes or bool(extra)
+        result = result_of(plan)
+        result.update(extra)
+        result["changed"] = changed
+        if fixes:
+            result["attribute_changes"] = fixes
+        if changed:
+            result["diff"] = diff_of(plan, path)
+        if changed and not module.check_mode:
+            kf.apply(path, plan, key_mode, public_mode, uid, gid)
+        module.exit_json(**result)
+    except PKIError as exc:
+        fail_pki(module, exc)
+
+
+if __name__ == "__main__":
+    main()
