@@ -55,10 +55,13 @@ def run_playbook(plane, services, namespace, summary):
 
 def verify_all(plane, namespace, services):
     """Every service Secret verifies against the namespace CA (openssl), by its DNS name."""
+    from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(plane.kubeconfig)))
+
     def secret(name):
-        out = subprocess.run(["python", "-c", SECRET_READER, str(plane.kubeconfig), namespace, name],
-                             capture_output=True, text=True, check=True).stdout
-        return {k: base64.b64decode(v) for k, v in json.loads(out).items()}
+        data = core.read_namespaced_secret(name, namespace).data
+        return {k: base64.b64decode(v) for k, v in data.items()}
 
     with tempfile.TemporaryDirectory() as tmp:
         ca = Path(tmp) / "ca.pem"
@@ -69,14 +72,6 @@ def verify_all(plane, namespace, services):
             name = "%s.%s.svc.cluster.local" % (service["name"], namespace)
             subprocess.run(["openssl", "verify", "-CAfile", str(ca), "-verify_hostname", name, str(cert)],
                            capture_output=True, check=True)
-
-
-SECRET_READER = """
-import json, sys
-from kubernetes import client, config
-api = config.new_client_from_config(config_file=sys.argv[1])
-print(json.dumps(client.CoreV1Api(api).read_namespaced_secret(sys.argv[3], sys.argv[2]).data))
-"""
 
 
 def measure(plane, count):

@@ -154,6 +154,11 @@ class ActionModule(ActionBase):
         if not os.path.isabs(params["path"]):
             raise PKIError("path", "%r is not an absolute path" % params["path"], "give an absolute directory")
         issuer_pem, bundle_pem = read_public(params["ca_path"])
+        for other in params.get("trust_also") or []:
+            # CA rotation: the other CA's root joins the bundle (trust both), never the signing chain
+            root = read_public(other, "trust_also")[1]
+            if root not in bundle_pem:
+                bundle_pem += root
         check_policy(read_policy(params["ca_path"]), valid_for, params["allow_wildcard"], utcnow())
         identity, discover = plan_identity(params, task_vars)
         if identity.is_empty() and not discover:

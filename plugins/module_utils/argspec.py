@@ -37,6 +37,7 @@ NODE_SHARED_OPTIONS = dict(
 NODE_CERTIFICATE_SPEC = dict(
     ca_path=dict(type="path", required=True),
     ca_passphrase=dict(type="str", no_log=True),
+    trust_also=dict(type="list", elements="path", default=[]),
     identity_from=dict(type="list", elements="str", default=list(IDENTITY_SOURCES), choices=IDENTITY_SOURCES),
     dns_names=dict(type="list", elements="str", default=[]),
     ip_addresses=dict(type="list", elements="str", default=[]),

@@ -425,10 +425,11 @@ def main():
             module.exit_json(**result)
 
         spec, refs = cm.certificate_spec(p)
-        kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
+        before = kube.get(path)
+        if before is None:  # a 404 may mean "no such Certificate" or "no cert-manager at all"
+            kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
         created = _check_references(kube, spec, refs, p["namespace"])
         _create_password_secrets(kube, module, created, p["namespace"])
-        before = kube.get(path)
         body = {"apiVersion": cm.API_VERSION, "kind": "Certificate",
                 "metadata": {"name": p["name"], "namespace": p["namespace"]}, "spec": spec}
         after = kube.apply(path, body, p["field_manager"], module.check_mode, p["force_conflicts"])
@@ -454,7 +455,7 @@ def main():
         elif p["renew"]:
             result["changed"] = True
 
-        if p["wait"] and not module.check_mode:
+        if p["wait"] and not module.check_mode and not cm.is_ready(after):
             done, after = kube.wait(path, cm.is_ready, p["wait_timeout"])
             if not done:
                 result.update(certificate=without_managed_fields(after), ready=False, api_calls=kube.calls)

@@ -56,6 +56,14 @@ options:
     description: Base name of the files, e.g. C(node) gives C(node.key) and C(node.crt).
     type: str
     default: node
+  trust_also:
+    description:
+      - Further CA directories (made by M(securebydefault.pki.cluster_ca)) whose root joins the node's trust bundle
+        (and truststore) beside O(ca_path)'s. The certificate is still signed by O(ca_path) only.
+      - This is how a CA rotation trusts both CAs during the overlap (role C(ca_rotation)).
+    type: list
+    elements: path
+    default: []
   identity_from:
     description:
       - Which host facts name the node. C(ipv4)/C(ipv6) are the addresses of every
