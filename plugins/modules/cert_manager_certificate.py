@@ -286,7 +286,6 @@ api_calls:
 import base64
 import copy
 import secrets
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -389,19 +388,6 @@ def _create_password_secrets(kube, module, created, namespace):
                    field="keystores.password_secret_name")
 
 
-def _renew(kube, path, obj, timeout):
-    """Set the Issuing condition (reason ManuallyTriggered) through /status, as cmctl renew does."""
-    status = dict(obj.get("status") or {})
-    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Issuing"]
-    conditions.append({"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
-                       "message": "Certificate re-issuance requested by securebydefault.pki",
-                       "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "observedGeneration": obj["metadata"]["generation"]})
-    patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": {"conditions": conditions}}
-    code, reply = kube.request("PATCH", path + "/status", body=patch, content_type="application/merge-patch+json")
-    kube.check(code, reply, "renew", path, field="renew")
-
-
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_if=[("state", "present", ["issuer_name"])])
@@ -444,7 +430,7 @@ def main():
                 pass  # a new Certificate is issued anyway
             else:
                 old_revision = (after.get("status") or {}).get("revision") or 0
-                _renew(kube, path, after, p["wait_timeout"])
+                cm.request_issuing(kube, path, after, "Certificate re-issuance requested by securebydefault.pki")
                 result["changed"] = True
                 done, after = kube.wait(path, lambda o: cm.is_ready(o) and (o.get("status") or {}).get(
                     "revision", 0) > old_revision, p["wait_timeout"])

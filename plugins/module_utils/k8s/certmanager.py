@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from typing import Dict, List, Optional, Tuple
 
 from ..pki.errors import PKIError
@@ -312,3 +313,16 @@ def is_ready(obj: Optional[Dict]) -> bool:
     generation = obj.get("metadata", {}).get("generation")
     observed = cond.get("observedGeneration")
     return observed is None or generation is None or observed >= generation
+
+
+def request_issuing(kube, path: str, obj: Dict, message: str) -> None:
+    """Ask cert-manager to issue now: the Issuing condition (reason ManuallyTriggered) through /status,
+    as cmctl renew sets it; conditional on the resourceVersion read."""
+    status = dict(obj.get("status") or {})
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Issuing"]
+    conditions.append({"type": "Issuing", "status": "True", "reason": "ManuallyTriggered", "message": message,
+                       "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "observedGeneration": obj["metadata"]["generation"]})
+    patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": {"conditions": conditions}}
+    code, reply = kube.request("PATCH", path + "/status", body=patch, content_type="application/merge-patch+json")
+    kube.check(code, reply, "re-issue", path, field="renew")
