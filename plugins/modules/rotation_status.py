@@ -1,0 +1,280 @@
+#!/usr/bin/python
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rotation_status
+short_description: One report of CAs, node certificates, cert-manager Certificates, keyrings - expiry, stage, next step
+version_added: 0.2.0
+description:
+  - Runs on the CA host (usually the controller). Reads the CA directories and their rotation state files itself,
+    takes what the nodes reported (O(nodes), gathered by C(playbooks/rotation_status.yml) with
+    M(securebydefault.pki.certificate_info) and the keyrings' metadata), and, with O(kubernetes=true), lists
+    cert-manager Certificates and keyring Secrets through the API.
+  - Every item gets a status - C(ok), C(due) (inside O(warn_within) of expiry or of a due rotation step),
+    C(expired), C(blocked) (a rotation waiting on evidence), C(not_ready) (cert-manager) - and the next action
+    with its time, sorted most urgent first. The report is also rendered as Markdown (O(report_path)).
+  - Read-only; never changes anything but the report file.
+author: securebydefault.pki contributors (@securebydefault)
+extends_documentation_fragment:
+  - securebydefault.pki.k8s
+options:
+  ca_paths:
+    description: CA directories made by M(securebydefault.pki.cluster_ca).
+    type: list
+    elements: path
+    default: []
+  rotation_states:
+    description: State files of CA rotations. Unset means C(<CA path>.rotation.json) for each CA that has one.
+    type: list
+    elements: path
+  nodes:
+    description:
+      - Per node - C(host), C(certificate) (the result of M(securebydefault.pki.certificate_info)) and C(keyrings)
+        (a list of C({path, meta}) with the content of each keyring's C(.keyring.json)).
+    type: list
+    elements: dict
+    default: []
+  kubernetes:
+    description:
+      - Also list cert-manager Certificates and keyring Secrets
+        (labelled C(app.kubernetes.io/managed-by=securebydefault.pki)).
+    type: bool
+    default: false
+  namespaces:
+    description: Namespaces to list; empty means all.
+    type: list
+    elements: str
+    default: []
+  warn_within:
+    description: Items expiring or due within this time are C(due).
+    type: str
+    default: 30d
+  report_path:
+    description: Write the Markdown report here (atomically).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reads everything; writes no report file.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+"""
+
+EXAMPLES = r"""
+- name: The report, from what the nodes told
+  securebydefault.pki.rotation_status:
+    ca_paths: [/srv/pki/prod, /srv/pki/prod-2027]
+    nodes:
+      - host: node1.prod.example.internal
+        certificate: {exists: true, not_after: "2027-02-01T00:00:00Z", issuer: "CN=prod CA", subject: "CN=node1"}
+        keyrings: []
+    kubernetes: true
+    report_path: /srv/pki/status.md
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+items:
+  description: Every item, most urgent first - kind, name, where, expires, stage, status, next_action, next_due.
+  returned: always
+  type: list
+  elements: dict
+summary:
+  description: Items per status.
+  returned: always
+  type: dict
+  sample: {ok: 12, due: 1, expired: 0, blocked: 0, not_ready: 0}
+report:
+  description: The Markdown report.
+  returned: always
+  type: str
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import KUBERNETES_IMPORT_ERROR
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import K8S_CONNECTION_SPEC, connect
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
+    isoformat, parse_duration, parse_isoformat, utcnow)
+
+URGENCY = {"expired": 0, "blocked": 1, "not_ready": 2, "due": 3, "ok": 4}
+
+
+def _time(text):
+    if not text:
+        return None
+    try:
+        return parse_isoformat(str(text).replace("+00:00", "Z"))
+    except ValueError:
+        return None
+
+
+def item(kind, name, where, expires=None, stage=None, next_action=None, next_due=None, status=None, note=""):
+    return {"kind": kind, "name": name, "where": where, "expires": expires, "stage": stage,
+            "next_action": next_action, "next_due": next_due, "status": status, "note": note}
+
+
+def expiry_status(expires, now, warn):
+    when = _time(expires)
+    if when is None:
+        return "ok"
+    if when <= now:
+        return "expired"
+    return "due" if when - now <= warn else "ok"
+
+
+def ca_items(paths, states, now, warn):
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import describe, load_certificate
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
+
+    out = []
+    for path in paths:
+        cert = load_certificate(read_public(path, "ca_paths")[0], "ca_paths")
+        info = describe(cert)
+        status = expiry_status(info["not_after"], now, warn)
+        out.append(item("ca", info["subject"], path, info["not_after"], status=status,
+                        next_action="rotate the CA (role ca_rotation)" if status != "ok" else None))
+    for path in states:
+        with open(path) as handle:
+            state = json.load(handle)
+        stage = state.get("stage")
+        entry = item("ca_rotation", "%s -> %s" % (state.get("old_ca_path"), state.get("new_ca_path")), path,
+                     stage=stage, status="ok")
+        if stage != "done":
+            nxt = {"trust_both": "switched", "switched": "done"}.get(stage)
+            entry.update(next_action="run ca_rotation (stage %s)" % nxt, status="due")
+        out.append(entry)
+    return out
+
+
+def node_items(nodes, now, warn):
+    out = []
+    for node in nodes:
+        host = str(node.get("host"))
+        cert = node.get("certificate") or {}
+        if cert:
+            if not cert.get("exists", True):
+                out.append(item("node_certificate", host, host, status="expired", note="no certificate",
+                                next_action="issue (node_certificate)"))
+            else:
+                status = expiry_status(cert.get("not_after"), now, warn)
+                reasons = cert.get("renewal_reasons") or cert.get("reasons") or []
+                if reasons and status == "ok":
+                    status = "due"
+                out.append(item("node_certificate", cert.get("subject") or host, host, cert.get("not_after"),
+                                status=status, note="; ".join(reasons),
+                                next_action="renew (node_certificate)" if status != "ok" else None))
+        for ring in node.get("keyrings") or []:
+            meta = ring.get("meta") or {}
+            stage = meta.get("stage")
+            out.append(item("keyring", ring.get("path"), host, stage=stage, status="ok",
+                            note="primary %s since %s" % (meta.get("primary"), (meta.get("stage_times") or {})
+                                                          .get(stage or "")),
+                            next_action={"added": "promote", "promoted": "retire"}.get(stage)))
+    return out
+
+
+def k8s_items(module, now, warn):
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
+    kube = connect(module)
+    out = []
+    try:
+        namespaces = module.params["namespaces"] or [None]
+        for namespace in namespaces:
+            listing = kube.get(namespaced_path("cert-manager.io/v1", "certificates", namespace)) or {}
+            for cert in listing.get("items") or []:
+                meta, status = cert["metadata"], cert.get("status") or {}
+                ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                            for c in status.get("conditions") or [])
+                state = "not_ready" if not ready else expiry_status(status.get("notAfter"), now, warn)
+                out.append(item("cert_manager_certificate", meta["name"], meta["namespace"], status.get("notAfter"),
+                                stage="revision %s" % status.get("revision"), status=state,
+                                next_action="renewal by cert-manager", next_due=status.get("renewalTime")))
+            secrets = kube.get(namespaced_path("v1", "secrets", namespace) +
+                               "?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dsecurebydefault.pki") or {}
+            for secret in secrets.get("items") or []:
+                annotations = secret["metadata"].get("annotations") or {}
+                raw = annotations.get("keyring.securebydefault.pki/state")
+                if not raw:
+                    continue
+                meta = json.loads(raw)
+                stage = meta.get("stage")
+                out.append(item("k8s_keyring", secret["metadata"]["name"], secret["metadata"]["namespace"],
+                                stage=stage, status="ok",
+                                note="primary %s; keys %s" % (meta.get("primary"), ", ".join(
+                                    sorted((secret.get("data") or {}))).replace("\n", "")),
+                                next_action={"added": "promote", "promoted": "retire"}.get(stage)))
+    finally:
+        kube.close()
+    return out
+
+
+def render(items, summary, now):
+    lines = ["# Rotation status (%s)" % isoformat(now), "",
+             ", ".join("%s: %d" % (k, summary[k]) for k in URGENCY), "",
+             "| status | kind | name | where | expires | stage | next action | due | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for entry in items:
+        lines.append("| %s |" % " | ".join(str(entry.get(k) or "") .replace("|", "/") for k in (
+            "status", "kind", "name", "where", "expires", "stage", "next_action", "next_due", "note")))
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(
+        K8S_CONNECTION_SPEC,
+        ca_paths=dict(type="list", elements="path", default=[]),
+        rotation_states=dict(type="list", elements="path"),
+        nodes=dict(type="list", elements="dict", default=[]),
+        kubernetes=dict(type="bool", default=False),
+        namespaces=dict(type="list", elements="str", default=[]),
+        warn_within=dict(type="str", default="30d"),
+        report_path=dict(type="path"),
+    ), supports_check_mode=True)
+    p = module.params
+    try:
+        now = utcnow()
+        warn = parse_duration(p["warn_within"], "warn_within")
+        states = p["rotation_states"]
+        if states is None:
+            states = [c.rstrip("/") + ".rotation.json" for c in p["ca_paths"]
+                      if os.path.exists(c.rstrip("/") + ".rotation.json")]
+        items = ca_items(p["ca_paths"], states, now, warn) + node_items(p["nodes"], now, warn)
+        if p["kubernetes"]:
+            if KUBERNETES_IMPORT_ERROR:
+                raise PKIError("kubernetes", "the kubernetes Python package is missing", "pip install kubernetes")
+            items += k8s_items(module, now, warn)
+        items.sort(key=lambda e: (URGENCY.get(e["status"], 9), e.get("expires") or "9999", e["kind"], e["name"]))
+        summary = {k: sum(1 for e in items if e["status"] == k) for k in URGENCY}
+        report = render(items, summary, now)
+        changed = False
+        if p["report_path"]:
+            try:
+                with open(p["report_path"]) as handle:
+                    old = handle.read()
+            except FileNotFoundError:
+                old = None
+            # the first line carries the time; compare the rest
+            changed = old is None or old.split("\n", 1)[-1] != report.split("\n", 1)[-1]
+            if changed and not module.check_mode:
+                atomic_write(FileSpec(p["report_path"], 0o644), report.encode())
+        module.exit_json(changed=changed, items=items, summary=summary, report=report)
+    except PKIError as exc:
+        fail_pki(module, exc)
+    except (OSError, ValueError) as exc:
+        fail_pki(module, PKIError("ca_paths", "cannot read: %s" % exc, "check the paths"))
+
+
+if __name__ == "__main__":
+    main()
