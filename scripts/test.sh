@@ -36,6 +36,8 @@ stage_engine() {
   cd "$SBD_COLLECTION"
   python -m pytest -q tests/unit
   /usr/bin/python3 -m pytest -q -m "not controller" tests/unit
+  # Whole runs on the controller: concurrent playbooks against one CA, a killed run, the EE definition.
+  python -m pytest -q tests/system
 }
 
 stage_sanity() {

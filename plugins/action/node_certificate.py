@@ -30,17 +30,24 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil i
 NODE_MODULE = "securebydefault.pki.node_certificate_files"
 
 
-def sign(params, prepared):
+def sign(params, prepared, host=""):
     """Load and check the CA (passphrase, key match, expiry, policy) and sign the node's CSR."""
     from cryptography import x509
 
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import certificate_pem
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import isoformat, not_valid_after
 
     ca = ca_store.load_ca(params["ca_path"], params["ca_passphrase"])
     csr = x509.load_pem_x509_csr(prepared["csr"].encode("ascii"))
     identity = build_identity(prepared["identity"], "names", params["allow_wildcard"])
     cert = ca.sign(csr, identity, params["usages"], parse_duration(params["valid_for"], "valid_for"))
+    # Every signature is recorded before the certificate leaves the CA host (decommissioning needs them all).
+    ledger.append(params["ca_path"], {
+        "serial": format(cert.serial_number, "x"), "subject": cert.subject.rfc4514_string(),
+        "names": prepared["identity"], "not_after": isoformat(not_valid_after(cert)), "host": host,
+        "issued_at": isoformat(utcnow())})
     return certificate_pem(cert)
 
 
@@ -123,7 +130,7 @@ class ActionModule(ActionBase):
             return self._finish(result, prepared)
 
         try:
-            cert_pem = sign(params, prepared)
+            cert_pem = sign(params, prepared, task_vars.get("inventory_hostname", ""))
         except (PKIError, ValueError, ImportError) as exc:
             if prepared.get("pending_created"):
                 self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="abort"), task_vars=task_vars)

@@ -1,0 +1,68 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The CA's ledger of issued certificates, and the lock that serializes writers of a CA directory.
+
+``ledger.jsonl`` in the CA directory gets one JSON line per certificate signed:
+serial, subject, names, not_after, host, issued_at. Lines are appended under an
+exclusive ``flock`` on ``<CA>/.lock`` and fsynced, so concurrent playbook runs
+and job slices signing with one CA never lose or interleave entries. A line
+torn by a killed process (no newline at the end) is skipped by readers and
+reported, never rewritten. Standard library only.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from typing import Dict, Iterator, List, Tuple
+
+LEDGER = "ledger.jsonl"
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def ca_lock(path: str) -> Iterator[None]:
+    """Exclusive lock on a CA directory (blocks until the other writer is done)."""
+    fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def append(path: str, entry: Dict) -> None:
+    line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+    with ca_lock(path):
+        fd = os.open(os.path.join(path, LEDGER), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            # a torn line left by a killed writer must not swallow this one
+            if os.fstat(fd).st_size:
+                with open(os.path.join(path, LEDGER), "rb") as handle:
+                    handle.seek(-1, os.SEEK_END)
+                    if handle.read(1) != b"\n":
+                        line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read(path: str) -> Tuple[List[Dict], List[int]]:
+    """(entries, line numbers that could not be read)."""
+    entries, bad = [], []
+    try:
+        with open(os.path.join(path, LEDGER), "rb") as handle:
+            lines = handle.read().split(b"\n")
+    except FileNotFoundError:
+        return entries, bad
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            entries.append(json.loads(raw.decode("utf-8")))
+        except ValueError:
+            bad.append(number)
+    return entries, bad
