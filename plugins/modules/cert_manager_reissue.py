@@ -84,9 +84,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
-    K8S_CONNECTION_SPEC, connect, require_kubernetes)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import (
-    fail_pki, require_cryptography)
+    K8S_CONNECTION_SPEC, require_kubernetes, run_k8s)
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 
 
@@ -119,15 +118,15 @@ def main():
     require_kubernetes(module)
     require_cryptography(module)
     p = module.params
-    kube = None
-    try:
+
+    def work(session):
         # pylint: disable=import-outside-toplevel
         from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificate
         from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
         namespace = cm.check_k8s_name(p["namespace"], "namespace")
         issuing_pem = read_public(p["ca_path"], "ca_path")[0]
         issuer = load_certificate(issuing_pem, "ca_path")
-        kube = connect(module)
+        kube = session.kube
         kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
         listing = kube.get(namespaced_path(cm.API_VERSION, "certificates", namespace)) or {}
         bundle = ""
@@ -167,13 +166,10 @@ def main():
         evidence = [{"host": "k8s:%s/%s" % (namespace, c["metadata"]["name"]),
                      "certificate": tls_crt(kube, namespace, c["spec"]["secretName"]), "bundle": bundle}
                     for c in mine]
-        module.exit_json(changed=bool(due), certificates=report,
-                         reissued=[c["metadata"]["name"] for c in due], evidence=evidence, api_calls=kube.calls)
-    except PKIError as exc:
-        fail_pki(module, exc, api_calls=kube.calls if kube else 0)
-    finally:
-        if kube is not None:
-            kube.close()
+        return dict(changed=bool(due), certificates=report,
+                    reissued=[c["metadata"]["name"] for c in due], evidence=evidence, api_calls=kube.calls)
+
+    run_k8s(module, work)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ description:
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.k8s
+  - securebydefault.pki.keyring
 options:
   name:
     description: Name of the Secret.
@@ -28,43 +29,6 @@ options:
     description: Namespace of the Secret.
     type: str
     required: true
-  kind:
-    description:
-      - C(symmetric), C(password), or a key pair C(ec), C(rsa), C(ed25519) (as for M(securebydefault.pki.keyring)).
-    type: str
-    choices: [symmetric, password, ec, rsa, ed25519]
-    required: true
-  size:
-    description: Bytes of a symmetric key, characters of a password, bits of an EC or RSA key.
-    type: int
-  encoding:
-    description: How a symmetric key is stored.
-    type: str
-    choices: [raw, base64, hex]
-    default: raw
-  state:
-    description: As for M(securebydefault.pki.keyring) - C(present), C(rotated), C(added), C(promoted), C(retired).
-    type: str
-    choices: [present, rotated, added, promoted, retired]
-    default: present
-  promote_after:
-    description: How long a new key is distributed before it is used (C(0) for no wait).
-    type: str
-    default: 1h
-  retire_after:
-    description: How long the previous key stays accepted after promotion.
-    type: str
-    default: 1d
-  rotate_every:
-    description: With O(state=rotated), start a new rotation when the primary is this old.
-    type: str
-  retire_id:
-    description: With O(state=retired), the id to retire; never the primary.
-    type: str
-  force:
-    description: Pass a time gate now.
-    type: bool
-    default: false
   labels:
     description: Labels of the Secret (besides C(app.kubernetes.io/managed-by)).
     type: dict
@@ -130,10 +94,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
-    K8S_CONNECTION_SPEC, connect, require_kubernetes)
+    K8S_CONNECTION_SPEC, require_kubernetes, run_k8s)
 from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import (
     KEYRING_OPTIONS, diff_of, gates_from, result_of)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
@@ -168,14 +131,14 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     require_kubernetes(module)
     p = module.params
-    kube = None
-    try:
+
+    def work(session):
         name = check_k8s_name(p["name"], "name")
         namespace = check_k8s_name(p["namespace"], "namespace")
         gates = gates_from(p)
         if p["kind"] != "symmetric" and p["encoding"] != "raw":
             raise PKIError("encoding", "only applies to kind symmetric", "remove encoding")
-        kube = connect(module)
+        kube = session.kube
         path = namespaced_path("v1", "secrets", namespace, name)
         where = "Secret %s/%s" % (namespace, name)
         secret = kube.get(path)
@@ -211,13 +174,9 @@ def main():
                 raise PKIError("name", "%s changed while this task ran (%s)" % (where, (reply or {}).get("message")),
                                "run the task again; it starts from the Secret as it is now")
             kube.check(status, reply, "write", path)
-        result["api_calls"] = kube.calls
-        module.exit_json(**result)
-    except PKIError as exc:
-        fail_pki(module, exc, api_calls=kube.calls if kube else 0)
-    finally:
-        if kube is not None:
-            kube.close()
+        return result
+
+    run_k8s(module, work)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanage
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
     comparable, namespaced_path, without_managed_fields)
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
-    K8S_CONNECTION_SPEC, connect, require_kubernetes)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
+    K8S_CONNECTION_SPEC, require_kubernetes, run_k8s)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 
 
@@ -59,13 +58,13 @@ def main():
                            supports_check_mode=True)
     require_kubernetes(module)
     p = module.params
-    kube = None
-    try:
+
+    def work(session):
         name = check_k8s_name(p["name"], "name")
         if len(name) > 63 or "." in name:
             raise PKIError("name", "%r is not a valid namespace name" % name,
                            "use at most 63 lower-case letters, digits and '-'")
-        kube = connect(module)
+        kube = session.kube
         path = namespaced_path("v1", "namespaces", None, name)
         before = kube.get(path)
         metadata = {"name": name}
@@ -77,12 +76,9 @@ def main():
         result = dict(changed=changed, namespace=without_managed_fields(after), api_calls=kube.calls)
         if changed:
             result["diff"] = dict(before=comparable(before) or {}, after=comparable(after))
-        module.exit_json(**result)
-    except PKIError as exc:
-        fail_pki(module, exc, api_calls=kube.calls if kube else 0)
-    finally:
-        if kube is not None:
-            kube.close()
+        return result
+
+    run_k8s(module, work)
 
 
 if __name__ == "__main__":

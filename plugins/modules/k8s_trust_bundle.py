@@ -65,9 +65,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import comparable, namespaced_path
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
-    K8S_CONNECTION_SPEC, connect, require_kubernetes)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import (
-    fail_pki, require_cryptography)
+    K8S_CONNECTION_SPEC, require_kubernetes, run_k8s)
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 
 
@@ -97,14 +96,14 @@ def main():
     require_kubernetes(module)
     require_cryptography(module)
     p = module.params
-    kube = None
-    try:
+
+    def work(session):
         name = check_k8s_name(p["name"], "name")
         namespace = check_k8s_name(p["namespace"], "namespace")
         if not p["ca_paths"]:
             raise PKIError("ca_paths", "is empty", "list at least one CA directory")
         pem, prints = bundle_of(p["ca_paths"])
-        kube = connect(module)
+        kube = session.kube
         path = namespaced_path("v1", "configmaps", namespace, name)
         before = kube.get(path)
         body = {"apiVersion": "v1", "kind": "ConfigMap",
@@ -118,12 +117,9 @@ def main():
             result["diff"] = dict(before=((before or {}).get("data") or {}).get(p["key"], ""), after=pem,
                                   before_header="ConfigMap %s/%s" % (namespace, name),
                                   after_header="ConfigMap %s/%s" % (namespace, name))
-        module.exit_json(**result)
-    except PKIError as exc:
-        fail_pki(module, exc, api_calls=kube.calls if kube else 0)
-    finally:
-        if kube is not None:
-            kube.close()
+        return result
+
+    run_k8s(module, work)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ def backup_file(path: str) -> Optional[str]:
     return target
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -146,7 +146,7 @@ def stage_file(spec: FileSpec, data: bytes) -> str:
 
 def commit_staged(tmp: str, path: str) -> None:
     os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path))
 
 
 def atomic_write(spec: FileSpec, data: bytes) -> None:

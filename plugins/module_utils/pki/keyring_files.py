@@ -18,18 +18,10 @@ import stat
 from typing import Dict, Optional, Tuple
 
 from .errors import PKIError
-from .files import FileSpec, atomic_write, ensure_directory, remove_quietly
+from .files import FileSpec, atomic_write, ensure_directory, fsync_dir, remove_quietly
 from .keyring import SECRET_PARTS, ENTRY, Keyring, Plan
 
 META = ".keyring.json"
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_directory(path: str, field: str = "path") -> None:
@@ -84,7 +76,7 @@ def recover(path: str) -> Optional[str]:
             os.rename(os.path.join(path, src), os.path.join(path, dst))
     for name in journal.get("remove", []):  # retirement: finish
         remove_quietly(os.path.join(path, name))
-    _fsync_dir(path)
+    fsync_dir(path)
     if journal.get("write"):
         _write_meta(path, journal.get("meta_before") or {})
         return "undid the unfinished %s of %s" % (journal.get("action"), journal.get("id"))
@@ -158,7 +150,7 @@ def apply(path: str, plan: Plan, key_mode: int, public_mode: int, uid: int = -1,
             os.rename(os.path.join(path, src), os.path.join(path, dst))
         for name in removes:
             remove_quietly(os.path.join(path, name))
-        _fsync_dir(path)
+        fsync_dir(path)
         _write_meta(path, after.meta)
         before = after
     if plan.after.meta != read_meta(path):
