@@ -3,8 +3,6 @@
 """Options and results shared by the keyring modules (directory and Kubernetes Secret)."""
 from __future__ import annotations
 
-import datetime
-
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
 
@@ -21,18 +19,12 @@ KEYRING_OPTIONS = dict(
 )
 
 
-def gate(value, field):
-    """A duration; 0 means the gate is open at once."""
-    if str(value).strip() in ("0", "0s"):
-        return datetime.timedelta(0)
-    return parse_duration(value, field)
-
-
 def gates_from(params) -> kr.Gates:
     return kr.Gates(
-        promote_after=gate(params["promote_after"], "promote_after"),
-        retire_after=gate(params["retire_after"], "retire_after"),
-        rotate_every=gate(params["rotate_every"], "rotate_every") if params.get("rotate_every") else None)
+        promote_after=parse_duration(params["promote_after"], "promote_after", allow_zero=True),
+        retire_after=parse_duration(params["retire_after"], "retire_after", allow_zero=True),
+        rotate_every=parse_duration(params["rotate_every"], "rotate_every", allow_zero=True)
+        if params.get("rotate_every") else None)
 
 
 def result_of(plan: kr.Plan) -> dict:

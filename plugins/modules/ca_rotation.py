@@ -123,12 +123,11 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import gate
 from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import ORDER, Evidence, decide
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
 
 def evidence_report(evidence, new_root_pem, new_issuer_pem):
@@ -139,7 +138,7 @@ def evidence_report(evidence, new_root_pem, new_issuer_pem):
         fingerprint, load_certificate, load_certificates)
 
     new_root = fingerprint(load_certificate(new_root_pem, "new_ca_path/root.crt"))
-    issuer = load_certificate(new_issuer_pem, "new_ca_path/ca.crt")
+    issuer = load_certificate(new_issuer_pem, "new_ca_path/ca.crt")  # the signing CA: first in the chain
     missing, old = [], []
     for item in evidence:
         host = str(item.get("host"))
@@ -178,7 +177,8 @@ def main():
         new_issuer, new_root = read_public(p["new_ca_path"], "new_ca_path")
         if old_root == new_root:
             raise PKIError("new_ca_path", "is the same CA as old_ca_path", "create a new CA at another path first")
-        waits = {"switched": gate(p["switch_after"], "switch_after"), "done": gate(p["drop_after"], "drop_after")}
+        waits = {"switched": parse_duration(p["switch_after"], "switch_after", allow_zero=True),
+                 "done": parse_duration(p["drop_after"], "drop_after", allow_zero=True)}
         now = utcnow()
         try:
             with open(p["path"]) as handle:
@@ -190,8 +190,7 @@ def main():
         if state and (state.get("old_root") != old_root or state.get("new_root") != new_root):
             raise PKIError("path", "%s records a rotation between other CAs" % p["path"],
                            "finish that rotation, or give this rotation its own state file")
-        missing, old = evidence_report(p["evidence"], new_root, new_issuer.split("-----END CERTIFICATE-----")[0]
-                                       + "-----END CERTIFICATE-----\n")
+        missing, old = evidence_report(p["evidence"], new_root, new_issuer)
         decision = decide(state.get("stage"), state.get("times") or {}, p["stage"], now, waits,
                           Evidence(hosts=len(p["evidence"]), missing_new_root=missing, on_old_ca=old), p["force"])
         stage, times = decision.stage, decision.times

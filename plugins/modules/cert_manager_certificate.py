@@ -291,7 +291,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
-    comparable, namespaced_path, without_managed_fields)
+    MANAGED_BY, comparable, namespaced_path, without_managed_fields)
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
     K8S_CONNECTION_SPEC, connect, require_kubernetes)
 from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
@@ -382,7 +382,7 @@ def _create_password_secrets(kube, module, created, namespace):
         password = base64.b64encode(secrets.token_urlsafe(24).encode()).decode()
         body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                 "metadata": {"name": secret, "namespace": namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "securebydefault.pki"}},
+                             "labels": dict(MANAGED_BY)},
                 "data": {key: password}}
         kube.apply(path, body, module.params["field_manager"], module.check_mode, False,
                    field="keystores.password_secret_name")

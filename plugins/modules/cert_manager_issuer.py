@@ -132,7 +132,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
-    comparable, namespaced_path, without_managed_fields)
+    MANAGED_BY, comparable, namespaced_path, without_managed_fields)
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
     K8S_CONNECTION_SPEC, connect, require_kubernetes)
 from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import (
@@ -200,7 +200,7 @@ def _apply_ca_secret(module, kube, namespace, result):
                            "key (everything that CA signed stops being trusted by pods that trust only the new one)")
     body = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "metadata": {"name": p["ca_secret_name"], "namespace": namespace,
-                         "labels": {"app.kubernetes.io/managed-by": "securebydefault.pki"}},
+                         "labels": dict(MANAGED_BY)},
             "data": data}
     after = kube.apply(path, body, p["field_manager"], module.check_mode, p["force_conflicts"], field="ca_secret_name")
     changed = before is None or comparable(before) != comparable(after)

@@ -136,36 +136,37 @@ def main():
         mine = [c for c in listing.get("items") or []
                 if (c.get("spec") or {}).get("issuerRef", {}).get("name") == p["issuer_name"]
                 and (c.get("spec") or {}).get("issuerRef", {}).get("kind", "Issuer") == p["issuer_kind"]]
-        due = []
-        report = []
-        for cert in mine:
-            name = cert["metadata"]["name"]
-            pem = tls_crt(kube, namespace, cert["spec"]["secretName"])
-            if not signed_by(pem, issuer):
-                due.append(cert)
-            report.append({"name": name, "revision": (cert.get("status") or {}).get("revision"),
-                           "reissued": not signed_by(pem, issuer)})
+        pems = {c["metadata"]["name"]: tls_crt(kube, namespace, c["spec"]["secretName"]) for c in mine}
+        due = [c for c in mine if not signed_by(pems[c["metadata"]["name"]], issuer)]
+        reissue = {c["metadata"]["name"] for c in due}
+        report = [{"name": c["metadata"]["name"], "revision": (c.get("status") or {}).get("revision"),
+                   "reissued": c["metadata"]["name"] in reissue} for c in mine]
         if not module.check_mode:
             for cert in due:
                 path = namespaced_path(cm.API_VERSION, "certificates", namespace, cert["metadata"]["name"])
                 cm.request_issuing(kube, path, cert, "Re-issued by securebydefault.pki after a CA switch")
-            for cert in due:
+
+            def reissued(obj, old, name):
+                """Ready at a higher revision, and its Secret now signed by the CA (kept for the evidence)."""
+                if not (cm.is_ready(obj) and (obj.get("status") or {}).get("revision", 0) > old):
+                    return False
+                pems[name] = tls_crt(kube, namespace, obj["spec"]["secretName"])
+                return signed_by(pems[name], issuer)
+
+            for cert, entry in zip(mine, report):
+                if not entry["reissued"]:
+                    continue
                 name = cert["metadata"]["name"]
                 path = namespaced_path(cm.API_VERSION, "certificates", namespace, name)
                 old = (cert.get("status") or {}).get("revision") or 0
-                done, now = kube.wait(path, lambda o, old=old: cm.is_ready(o) and (o.get("status") or {}).get(
-                    "revision", 0) > old and signed_by(tls_crt(kube, namespace, o["spec"]["secretName"]), issuer),
-                    p["wait_timeout"])
+                done, now = kube.wait(path, lambda o, old=old, name=name: reissued(o, old, name), p["wait_timeout"])
                 if not done:
                     raise PKIError("wait_timeout", "Certificate %s/%s was not re-issued by the new CA within %ss"
                                    % (namespace, name, p["wait_timeout"]),
                                    "check that issuer %s uses the new CA Secret and is Ready" % p["issuer_name"])
-                for entry in report:
-                    if entry["name"] == name:
-                        entry["revision"] = (now.get("status") or {}).get("revision")
+                entry["revision"] = (now.get("status") or {}).get("revision")
         evidence = [{"host": "k8s:%s/%s" % (namespace, c["metadata"]["name"]),
-                     "certificate": tls_crt(kube, namespace, c["spec"]["secretName"]), "bundle": bundle}
-                    for c in mine]
+                     "certificate": pems[c["metadata"]["name"]], "bundle": bundle} for c in mine]
         return dict(changed=bool(due), certificates=report,
                     reissued=[c["metadata"]["name"] for c in due], evidence=evidence, api_calls=kube.calls)
 

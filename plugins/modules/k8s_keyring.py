@@ -92,7 +92,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import MANAGED_BY, namespaced_path
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
     K8S_CONNECTION_SPEC, require_kubernetes, run_k8s)
 from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import (
@@ -102,7 +102,6 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors imp
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
 
 ANNOTATION = "keyring.securebydefault.pki/state"
-MANAGED = {"app.kubernetes.io/managed-by": "securebydefault.pki"}
 
 ARGUMENT_SPEC = dict(
     K8S_CONNECTION_SPEC,
@@ -146,7 +145,7 @@ def main():
         ring = kr.parse(entries, p["kind"], meta, where, field_name="name")
         plan = kr.plan(ring, p["state"], gates, utcnow(), lambda: kr.generate(p["kind"], p["size"], p["encoding"]),
                        force=p["force"], retire_id=p["retire_id"])
-        labels = dict(MANAGED, **{str(k): str(v) for k, v in (p["labels"] or {}).items()})
+        labels = dict(MANAGED_BY, **{str(k): str(v) for k, v in (p["labels"] or {}).items()})
         current_labels = ((secret or {}).get("metadata") or {}).get("labels") or {}
         label_change = any(current_labels.get(k) != v for k, v in labels.items())
         changed = plan.changed or plan.after.meta != meta or label_change

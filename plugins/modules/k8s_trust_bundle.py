@@ -63,7 +63,8 @@ api_calls:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import comparable, namespaced_path
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
+    MANAGED_BY, comparable, namespaced_path)
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
     K8S_CONNECTION_SPEC, require_kubernetes, run_k8s)
 from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
@@ -108,7 +109,7 @@ def main():
         before = kube.get(path)
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "securebydefault.pki"}},
+                             "labels": dict(MANAGED_BY)},
                 "data": {p["key"]: pem}}
         after = kube.apply(path, body, p["field_manager"], module.check_mode, p["force_conflicts"])
         changed = before is None or comparable(before) != comparable(after)

@@ -95,6 +95,7 @@ report:
 
 import json
 import os
+from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -186,7 +187,7 @@ def node_items(nodes, now, warn):
 
 def k8s_items(module, now, warn):
     # pylint: disable=import-outside-toplevel
-    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import MANAGED_BY, namespaced_path
     kube = connect(module)
     out = []
     try:
@@ -201,8 +202,8 @@ def k8s_items(module, now, warn):
                 out.append(item("cert_manager_certificate", meta["name"], meta["namespace"], status.get("notAfter"),
                                 stage="revision %s" % status.get("revision"), status=state,
                                 next_action="renewal by cert-manager", next_due=status.get("renewalTime")))
-            secrets = kube.get(namespaced_path("v1", "secrets", namespace) +
-                               "?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dsecurebydefault.pki") or {}
+            selector = ",".join("%s=%s" % item for item in MANAGED_BY.items())
+            secrets = kube.get(namespaced_path("v1", "secrets", namespace) + "?labelSelector=" + quote(selector)) or {}
             for secret in secrets.get("items") or []:
                 annotations = secret["metadata"].get("annotations") or {}
                 raw = annotations.get("keyring.securebydefault.pki/state")

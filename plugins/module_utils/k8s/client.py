@@ -37,6 +37,8 @@ except ImportError:
         pass
 
 DEFAULT_FIELD_MANAGER = "securebydefault.pki"
+# The label on every object this collection creates besides the ones it is asked for (Secrets, ConfigMaps).
+MANAGED_BY = {"app.kubernetes.io/managed-by": "securebydefault.pki"}
 # Keys of an object the server owns or that change on every write; never compared or diffed.
 _VOLATILE = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 

@@ -22,8 +22,8 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(UTC)
 
 
-def parse_duration(value: Union[str, int, float], field: str) -> datetime.timedelta:
-    """Parse "90d", "24h", "1y", "1d12h" or a number of seconds."""
+def parse_duration(value: Union[str, int, float], field: str, allow_zero: bool = False) -> datetime.timedelta:
+    """Parse "90d", "24h", "1y", "1d12h" or a number of seconds; 0 only where ``allow_zero`` (an open gate)."""
     if isinstance(value, bool):
         raise PKIError(field, "expected a duration, got a boolean", 'write it like "30d", "24h" or "3600"')
     if isinstance(value, (int, float)):
@@ -39,6 +39,8 @@ def parse_duration(value: Union[str, int, float], field: str) -> datetime.timede
                 raise PKIError(field, "%r is not a duration" % (value,),
                                'write it like "30d", "24h", "1y", "1d12h" or a number of seconds')
             seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds == 0 and allow_zero:
+        return datetime.timedelta(0)
     if seconds <= 0:
         raise PKIError(field, "duration must be positive, got %r" % (value,), 'use e.g. "30d"')
     return datetime.timedelta(seconds=seconds)
