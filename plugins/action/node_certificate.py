@@ -25,30 +25,28 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors imp
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
     Identity, build_identity, host_names_from_facts, merge)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec import KeySpec, validate_key_spec
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import revoked_serials
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
 NODE_MODULE = "securebydefault.pki.node_certificate_files"
 
 
 def sign(params, prepared, host=""):
-    """Load and check the CA (passphrase, key match, expiry, policy) and sign the node's CSR."""
-    from cryptography import x509
+    """Sign the node's CSR with the CA on the controller (see module_utils/pki/signing.py)."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.signing import sign_csr
 
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import certificate_pem
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import isoformat, not_valid_after
+    return sign_csr(params["ca_path"], params["ca_passphrase"], prepared["csr"], prepared["identity"],
+                    params["usages"], parse_duration(params["valid_for"], "valid_for"), params["allow_wildcard"],
+                    host)
 
-    ca = ca_store.load_ca(params["ca_path"], params["ca_passphrase"])
-    csr = x509.load_pem_x509_csr(prepared["csr"].encode("ascii"))
-    identity = build_identity(prepared["identity"], "names", params["allow_wildcard"])
-    cert = ca.sign(csr, identity, params["usages"], parse_duration(params["valid_for"], "valid_for"))
-    # Every signature is recorded before the certificate leaves the CA host (decommissioning needs them all).
-    ledger.append(params["ca_path"], {
-        "serial": format(cert.serial_number, "x"), "subject": cert.subject.rfc4514_string(),
-        "names": prepared["identity"], "not_after": isoformat(not_valid_after(cert)), "host": host,
-        "issued_at": isoformat(utcnow())})
-    return certificate_pem(cert)
+
+def public_of(ca):
+    """(issuer PEM, bundle PEM, policy, revoked serials) from ca_info's ``public`` result."""
+    missing = [k for k in ("issuer", "bundle", "policy", "revoked_serials") if k not in (ca or {})]
+    if missing or "-----BEGIN CERTIFICATE-----" not in str(ca.get("issuer")):
+        raise PKIError("ca", "not the public material of a CA (missing %s)" % (", ".join(missing) or "issuer PEM"),
+                       "pass the public result of securebydefault.pki.ca_info run on the CA host")
+    return ca["issuer"], ca["bundle"], ca["policy"], [str(s) for s in ca["revoked_serials"]]
 
 
 def java_truststore(bundle_pem, passphrase):
@@ -110,6 +108,8 @@ class ActionModule(ActionBase):
             NODE_CERTIFICATE_SPEC,
             required_if=[("pkcs12_keystore", True, ("pkcs12_passphrase",)),
                          ("pkcs12_truststore", True, ("pkcs12_passphrase",))],
+            mutually_exclusive=[("ca_path", "ca")], required_one_of=[("ca_path", "ca")],
+            required_by={"certificate": ("ca",)},
         ).validate(self._task.args)
         if validation.error_messages:
             result.update(failed=True, msg="; ".join(validation.error_messages))
@@ -128,9 +128,14 @@ class ActionModule(ActionBase):
             return self._finish(result, prepared, failed=True)
         if not prepared.get("csr"):
             return self._finish(result, prepared)
+        if params["ca"] and not params["certificate"]:
+            # the CA is on another host: hand the CSR out, keep the pending key for the install call
+            finished = self._finish(result, prepared)
+            finished.update(csr=prepared["csr"], identity=prepared["identity"], signing_required=True)
+            return finished
 
         try:
-            cert_pem = sign(params, prepared, task_vars.get("inventory_hostname", ""))
+            cert_pem = params["certificate"] or sign(params, prepared, task_vars.get("inventory_hostname", ""))
         except (PKIError, ValueError, ImportError) as exc:
             if prepared.get("pending_created"):
                 self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="abort"), task_vars=task_vars)
@@ -160,13 +165,20 @@ class ActionModule(ActionBase):
                            "renew before a fraction of the lifetime, e.g. valid_for 90d with renew_before 30d")
         if not os.path.isabs(params["path"]):
             raise PKIError("path", "%r is not an absolute path" % params["path"], "give an absolute directory")
-        issuer_pem, bundle_pem = read_public(params["ca_path"])
-        for other in params.get("trust_also") or []:
-            # CA rotation: the other CA's root joins the bundle (trust both), never the signing chain
-            root = read_public(other, "trust_also")[1]
-            if root not in bundle_pem:
-                bundle_pem += root
-        check_policy(read_policy(params["ca_path"]), valid_for, params["allow_wildcard"], utcnow())
+        if params["ca"]:
+            if params["trust_also"]:
+                raise PKIError("trust_also", "trust_also names CA directories on the controller, but the CA is on "
+                               "a CA host", "pass trust_also to ca_info on the CA host instead")
+            issuer_pem, bundle_pem, policy, revoked = public_of(params["ca"])
+        else:
+            issuer_pem, bundle_pem = read_public(params["ca_path"])
+            for other in params.get("trust_also") or []:
+                # CA rotation: the other CA's root joins the bundle (trust both), never the signing chain
+                root = read_public(other, "trust_also")[1]
+                if root not in bundle_pem:
+                    bundle_pem += root
+            policy, revoked = read_policy(params["ca_path"]), revoked_serials(params["ca_path"])
+        check_policy(policy, valid_for, params["allow_wildcard"], utcnow())
         identity, discover = plan_identity(params, task_vars)
         if identity.is_empty() and not discover:
             raise PKIError("identity_from", "the certificate would name nothing",
@@ -174,6 +186,7 @@ class ActionModule(ActionBase):
         node_args = {k: params[k] for k in NODE_SHARED_OPTIONS}
         node_args["issuer"] = issuer_pem
         node_args["bundle"] = bundle_pem
+        node_args["revoked_serials"] = revoked
         if params["pkcs12_truststore"]:
             node_args["truststore"] = java_truststore(bundle_pem, params["pkcs12_passphrase"])
         return identity.names(), discover, node_args

@@ -35,8 +35,11 @@ NODE_SHARED_OPTIONS = dict(
 )
 
 NODE_CERTIFICATE_SPEC = dict(
-    ca_path=dict(type="path", required=True),
+    ca_path=dict(type="path"),
     ca_passphrase=dict(type="str", no_log=True),
+    # a CA on a designated CA host: its public material (ca_info) in, the signed certificate (sign_csr) back
+    ca=dict(type="dict"),
+    certificate=dict(type="str"),
     trust_also=dict(type="list", elements="path", default=[]),
     identity_from=dict(type="list", elements="str", default=list(IDENTITY_SOURCES), choices=IDENTITY_SOURCES),
     dns_names=dict(type="list", elements="str", default=[]),
@@ -57,6 +60,7 @@ NODE_FILES_SPEC = dict(
     bundle=dict(type="str", required=True),
     truststore=dict(type="str"),
     certificate=dict(type="str"),
+    revoked_serials=dict(type="list", elements="str", default=[]),
     **NODE_SHARED_OPTIONS,
 )
 

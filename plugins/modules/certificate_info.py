@@ -50,6 +50,13 @@ options:
     description: Names the certificate should carry; differences become renewal reasons.
     type: list
     elements: str
+  crl_path:
+    description:
+      - A CRL (PEM or DER), e.g. the C(crl.pem) the C(revoke) role installs. Its signature is checked against
+        the certificate's issuer from O(chain_path) or O(bundle_path). A certificate it lists is reported as
+        revoked, and that becomes a renewal reason.
+    type: path
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -66,6 +73,13 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: [info.chain_valid, info.key_matches, not info.renewal_reasons]
     fail_msg: "{{ info.chain_error }} {{ info.renewal_reasons }}"
+
+- name: Is this host's certificate revoked?
+  securebydefault.pki.certificate_info:
+    path: /etc/pki/cluster-a/node.crt
+    bundle_path: /etc/pki/cluster-a/ca-bundle.crt
+    crl_path: /etc/pki/cluster-a/crl.pem
+  register: revocation_info
 """
 
 RETURN = r"""
@@ -132,10 +146,27 @@ key_matches:
   returned: when exists and key_path is set
   type: bool
 renewal_reasons:
-  description: Why node_certificate would re-issue it (expiry window, names, key mismatch, chain).
+  description: Why node_certificate would re-issue it (expiry window, names, key mismatch, chain, revoked).
   returned: when exists
   type: list
   elements: str
+revoked:
+  description: Whether the CRL in O(crl_path) lists the certificate.
+  returned: when exists, crl_path is set and the CRL's signature verifies
+  type: bool
+revocation:
+  description: When and why the certificate was revoked.
+  returned: when revoked
+  type: dict
+  sample: {"revoked_at": "2026-11-23T10:00:00Z", "reason": "cessation_of_operation"}
+crl:
+  description: The CRL's number, issuer, this and next update, and how many serials it lists.
+  returned: when exists and crl_path is set
+  type: dict
+crl_error:
+  description: Why the CRL cannot be relied on (unknown issuer, bad signature, expired); empty when it can.
+  returned: when exists and crl_path is set
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -154,6 +185,7 @@ try:
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.inspection import (
         renewal_reasons, verify_chain)
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import load_private_key, spec_of_key
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
         isoformat, not_valid_after, not_valid_before, parse_duration, utcnow)
 except ImportError:
@@ -165,6 +197,27 @@ def _read_certs(path, field):
     if data is None:
         raise PKIError(field, "%s does not exist" % path, "check the path")
     return load_certificates(data, field)
+
+
+def _check_revocation(info, crl_path, leaf, issuers, now):
+    data = read_bytes(crl_path)
+    if data is None:
+        raise PKIError("crl_path", "%s does not exist" % crl_path, "install the CRL first (the revoke role does)")
+    crl = revocation.load_crl(data, "crl_path")
+    info["crl"] = revocation.crl_summary(crl)
+    if not issuers:
+        info["crl_error"] = "no issuer certificate to check the CRL's signature with"
+        return []
+    signed, error = revocation.check_crl(crl, issuers, now)
+    info["crl_error"] = error or ""
+    if not signed:
+        return []
+    found = revocation.revocation_of(crl, leaf)
+    info["revoked"] = found is not None
+    if found is None:
+        return []
+    info["revocation"] = found
+    return ["revoked on %s (%s) per the CRL" % (found["revoked_at"], found["reason"])]
 
 
 def inspect(params):
@@ -199,6 +252,7 @@ def inspect(params):
                               renew_before=parse_duration(params["renew_before"], "renew_before"), now=now)
     if key is not None:
         info["key_matches"] = "private key does not match certificate" not in reasons
+    roots = []
     if params["bundle_path"]:
         roots = _read_certs(params["bundle_path"], "bundle_path")
         error = verify_chain(leaf, chain, roots, now)
@@ -206,6 +260,8 @@ def inspect(params):
         info["chain_error"] = error or ""
         if error:
             reasons.append("chain does not verify: %s" % error)
+    if params["crl_path"]:
+        reasons += _check_revocation(info, params["crl_path"], leaf, chain + roots, now)
     info["renewal_reasons"] = reasons
     return info
 
@@ -220,6 +276,7 @@ def main():
             key_passphrase=dict(type="str", no_log=True),
             renew_before=dict(type="str", default="30d"),
             names=dict(type="list", elements="str"),
+            crl_path=dict(type="path"),
         ),
         supports_check_mode=True,
     )

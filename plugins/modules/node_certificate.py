@@ -27,24 +27,41 @@ description:
   - If facts were gathered they are used; otherwise the node looks up its hostname, FQDN and
     interface addresses itself in the same call, so C(gather_facts) is not needed.
   - A run with nothing due is one module call on the node; an issuance is two.
-  - The CA must be on the controller (the default CA host). Every name is checked against the
-    CA's name constraints and wildcard policy before anything is written.
+  - The CA is on the controller (O(ca_path), the default) or on a designated CA host. In the second case
+    this task gets the CA's public material in O(ca) (from M(securebydefault.pki.ca_info) on the CA host) and
+    returns RV(csr) when a certificate is due. M(securebydefault.pki.sign_csr) signs it on the CA host, and a
+    second call with O(certificate) installs it. The C(node_certificate) role does this when
+    C(node_certificate_ca_host) is set. Either way the CA key never leaves the CA host.
+  - Every name is checked against the CA's name constraints and wildcard policy before anything is written.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.attributes
   - securebydefault.pki.attributes.files
   - securebydefault.pki.attributes.key
 notes:
-  - Runs as an action plugin; the signing happens on the controller.
+  - Runs as an action plugin; with O(ca_path) the signing happens on the controller.
   - Works with the node's Python and cryptography 38 or later (Debian 12's python3-cryptography).
 seealso:
   - module: securebydefault.pki.cluster_ca
   - module: securebydefault.pki.certificate_info
 options:
   ca_path:
-    description: CA directory on the controller, as made by M(securebydefault.pki.cluster_ca).
+    description:
+      - CA directory on the controller, as made by M(securebydefault.pki.cluster_ca).
+      - Exactly one of O(ca_path) and O(ca) is required.
     type: path
-    required: true
+  ca:
+    description:
+      - The public material of a CA on a designated CA host, the RV(securebydefault.pki.ca_info#module:public)
+        result of M(securebydefault.pki.ca_info) run there.
+      - When a certificate is due and O(certificate) is not given, the task returns RV(csr) and RV(identity)
+        for M(securebydefault.pki.sign_csr), and keeps the new key pending on the node.
+    type: dict
+  certificate:
+    description:
+      - With O(ca), the certificate M(securebydefault.pki.sign_csr) signed for the CSR this task returned. It is
+        installed if it matches the pending key and the identity, and refused otherwise.
+    type: str
   ca_passphrase:
     description: Passphrase of the CA key. Keep it in Ansible Vault.
     type: str
@@ -167,9 +184,50 @@ EXAMPLES = r"""
 - name: Show why it was (re)issued
   ansible.builtin.debug:
     var: kafka_cert.reasons
+
+# The CA on a designated CA host (the node_certificate role does these four steps itself
+# when node_certificate_ca_host is set)
+- name: The CA's public material, read on the CA host
+  securebydefault.pki.ca_info:
+    path: /var/lib/pki/cluster-a
+  delegate_to: ca1.example.internal
+  run_once: true
+  register: cluster_ca_public
+
+- name: Key and CSR on the node
+  securebydefault.pki.node_certificate:
+    ca: "{{ cluster_ca_public.public }}"
+    path: /etc/pki/cluster-a
+  register: request
+
+- name: Signed on the CA host
+  securebydefault.pki.sign_csr:
+    ca_path: /var/lib/pki/cluster-a
+    ca_passphrase: "{{ vault_cluster_a_ca_passphrase }}"
+    csr: "{{ request.csr }}"
+    names: "{{ request.identity }}"
+    host: "{{ inventory_hostname }}"
+  delegate_to: ca1.example.internal
+  when: request.csr is defined
+  register: signed
+
+- name: Installed on the node
+  securebydefault.pki.node_certificate:
+    ca: "{{ cluster_ca_public.public }}"
+    certificate: "{{ signed.certificate }}"
+    path: /etc/pki/cluster-a
+  when: request.csr is defined
 """
 
 RETURN = r"""
+csr:
+  description: The node's CSR (PEM) for M(securebydefault.pki.sign_csr) on the CA host.
+  returned: with O(ca) and without O(certificate), when a certificate is due (not in check mode)
+  type: str
+signing_required:
+  description: True when RV(csr) waits to be signed on the CA host.
+  returned: when RV(csr) is returned
+  type: bool
 reasons:
   description: Why a certificate was (or in check mode would be) issued; empty when nothing was due.
   returned: always

@@ -69,6 +69,11 @@ options:
   certificate:
     description: PEM of the signed certificate (stage C(install)).
     type: str
+  revoked_serials:
+    description: Serials (lower-case hex) the CA has revoked; a certificate with one of them is re-issued.
+    type: list
+    elements: str
+    default: []
   allow_wildcard:
     description: Accept wildcard names.
     type: bool
@@ -193,6 +198,8 @@ def quick_result(params, names, discovered):
     uid, gid = fs.resolve_owner(params["owner"], params["group"])
     paths = paths_of(params)
     found = record.load(paths["cert"])
+    if found and found.get("serial") in params["revoked_serials"]:
+        return None
     if not record.still_valid(
             found, cert_path=paths["cert"], key_path=paths["key"], chain_path=paths["chain"],
             bundle_path=paths["bundle"], bundle_pem=params["bundle"], issuer_pem=params["issuer"],
@@ -224,7 +231,7 @@ def build_request(node, params, names, check_mode):
         key_spec=KeySpec(params["key_type"], params["key_size"]), key_passphrase=params["key_passphrase"],
         regenerate_key=params["regenerate_key"], allow_wildcard=params["allow_wildcard"],
         renew_before=parse_duration(params["renew_before"], "renew_before"), usages=params["usages"],
-        force=params["force"], backup=params["backup"],
+        force=params["force"], backup=params["backup"], revoked_serials=params["revoked_serials"],
         keystore=spec("keystore", key_mode) if params["pkcs12_keystore"] else None,
         truststore=spec("truststore", cert_mode) if truststore else None,
         truststore_der=base64.b64decode(truststore) if truststore else None,

@@ -1,9 +1,12 @@
 """Real mutual-TLS handshakes between test hosts, with Python's ssl module.
 
-  python3 mtls_probe.py serve --bind ADDR --port P --dir D [--count N] [--timeout S] --out FILE
+  python3 mtls_probe.py serve --bind ADDR --port P --dir D [--count N] [--timeout S] [--crl F] --out FILE
       accept up to N connections (client certificate required), record each outcome as JSON lines
-  python3 mtls_probe.py connect --address ADDR --port P --name NAME --dir D [--ca FILE]
+  python3 mtls_probe.py connect --address ADDR --port P --name NAME --dir D [--ca FILE] [--crl F]
       connect to ADDR, verify the server as NAME, present D's certificate, print the outcome as JSON
+
+With --crl the peer's certificate is also checked against that CRL (OpenSSL's CRL check of the leaf),
+as a service configured with the CRL the revoke role installs would.
 
 D holds node.key, node-fullchain.crt and ca-bundle.crt as node_certificate installs them.
 """
@@ -16,12 +19,15 @@ import sys
 import time
 
 
-def context(server, directory, ca=None):
+def context(server, directory, ca=None, crl=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(os.path.join(directory, "node-fullchain.crt"), os.path.join(directory, "node.key"))
     ctx.load_verify_locations(ca or os.path.join(directory, "ca-bundle.crt"))
     ctx.verify_mode = ssl.CERT_REQUIRED
+    if crl:
+        ctx.load_verify_locations(crl)
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return ctx
 
 
@@ -30,7 +36,7 @@ def names(cert):
 
 
 def serve(args):
-    ctx = context(True, args.dir)
+    ctx = context(True, args.dir, crl=args.crl)
     deadline = time.time() + args.timeout
     with socket.create_server((args.bind, args.port)) as sock, open(args.out, "a") as out:
         sock.settimeout(1)
@@ -53,7 +59,7 @@ def serve(args):
 
 
 def connect(args):
-    ctx = context(False, args.dir, args.ca)
+    ctx = context(False, args.dir, args.ca, args.crl)
     result = {"address": args.address, "name": args.name}
     for _attempt in range(50):  # the server may still be starting
         try:
@@ -82,12 +88,14 @@ def main():
     s.add_argument("--count", type=int, default=10)
     s.add_argument("--timeout", type=float, default=60)
     s.add_argument("--out", required=True)
+    s.add_argument("--crl")
     c = sub.add_parser("connect")
     c.add_argument("--address", required=True)
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--name", required=True)
     c.add_argument("--dir", required=True)
     c.add_argument("--ca")
+    c.add_argument("--crl")
     args = parser.parse_args()
     (serve if args.command == "serve" else connect)(args)
     return 0

@@ -62,6 +62,7 @@ class NodeRequest:
     renew_before: datetime.timedelta = datetime.timedelta(days=30)
     usages: Sequence[str] = ("server", "client")
     force: bool = False
+    revoked_serials: Sequence[str] = ()
     keystore: Optional[fs.FileSpec] = None
     truststore: Optional[fs.FileSpec] = None
     truststore_der: Optional[bytes] = None
@@ -213,6 +214,8 @@ def prepare(request: NodeRequest) -> NodeResult:
                               usages=request.usages)
     if cert is not None and key is None:
         reasons.append("private key missing")
+    if cert is not None and "%x" % cert.serial_number in request.revoked_serials:
+        reasons.append("serial %x was revoked by the CA" % cert.serial_number)
     if request.force and not reasons:
         reasons.append("forced re-issue")
     result.reasons = reasons

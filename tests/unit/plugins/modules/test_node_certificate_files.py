@@ -30,7 +30,7 @@ def params_for(req, **overrides):
                   allow_wildcard=False, usages=["server", "client"], renew_before="30d", key_passphrase=None,
                   regenerate_key="on_renewal", force=False, backup=False, pkcs12_keystore=False,
                   pkcs12_passphrase=None, key_type="ec", key_size=None, owner=None, group=None,
-                  key_mode="0600", cert_mode="0644")
+                  key_mode="0600", cert_mode="0644", revoked_serials=[])
     params.update(overrides)
     return params
 
@@ -53,6 +53,7 @@ def test_quick_path_needs_no_cryptography(make_ca, tmp_path):
     assert quick(params_for(req, names=["n.pki.test", "10.1.1.1"])) is None
     assert quick(params_for(req, force=True)) is None
     assert quick(params_for(req, renew_before="100d")) is None
+    assert quick(params_for(req, revoked_serials=[answer["certificate"]["serial"]])) is None
 
 
 def test_abort_removes_the_pending_key(make_ca, tmp_path):

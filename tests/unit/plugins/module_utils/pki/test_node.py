@@ -273,3 +273,18 @@ def test_real_mtls_between_two_nodes_and_negative_cases(make_ca, tmp_path):
     error, outcome = mtls(str(tmp_path / "a"), str(tmp_path / "rogue"), "a.pki.test",
                           client_ca_file=str(tmp_path / "a" / "ca-bundle.crt"))
     assert isinstance(outcome.get("error"), ssl.SSLError), "a client from another CA must be refused by the server"
+
+
+def test_a_revoked_certificate_is_reissued_with_a_fresh_key(make_ca, tmp_path):
+    ca = make_ca(permitted_dns=["pki.test"])
+    converge(ca, request_for(ca, tmp_path / "n1", ["n1.pki.test"]))
+    first = x509.load_pem_x509_certificate(open(str(tmp_path / "n1" / "node.crt"), "rb").read())
+    key_before = open(str(tmp_path / "n1" / "node.key"), "rb").read()
+    other = "%x" % (first.serial_number + 1)
+    assert node.prepare(request_for(ca, tmp_path / "n1", ["n1.pki.test"], revoked_serials=[other])).reasons == []
+    revoked = ["%x" % first.serial_number]
+    prepared, installed = converge(ca, request_for(ca, tmp_path / "n1", ["n1.pki.test"], revoked_serials=revoked))
+    assert prepared.reasons == ["serial %x was revoked by the CA" % first.serial_number]
+    assert installed.changed and open(str(tmp_path / "n1" / "node.key"), "rb").read() != key_before
+    again = node.prepare(request_for(ca, tmp_path / "n1", ["n1.pki.test"], revoked_serials=revoked))
+    assert again.reasons == [] and not again.changed

@@ -1,0 +1,280 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Revocation on the CA host: which certificates the CA has revoked, and the CRL that says so.
+
+Two files in the CA directory, both written under the CA lock (ledger.ca_lock)::
+
+    revoked.json  {"format": 1, "crl_number": N, "revoked": [{serial, host, subject, names,
+                   not_after, revoked_at, reason}, ...]}  - the record; the CRL is made from it
+    crl.pem       the CRL, signed by the issuing CA key: every revoked serial with its date and
+                  reason, CRL number N, the authority key identifier, thisUpdate and nextUpdate
+
+The record is written first, the CRL second, each atomically. A run killed between the two
+leaves a CRL that no longer matches the record, and the next run publishes a new one with a
+higher number: CRL numbers only ever grow. Certificates are chosen from the ledger of
+signatures (by inventory host or by serial), so an operator never has to find serials by hand.
+The CA key is used here and nowhere else; it never leaves the CA host.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass, field as dc_field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+try:
+    from cryptography import x509
+except ImportError:  # modules report it through module_support.require_cryptography()
+    pass
+
+from . import files as fs
+from .authority import BACKDATE
+from .errors import PKIError
+from .keys import signature_hash_for
+from .timeutil import format_duration, isoformat, parse_isoformat
+
+STATE = "revoked.json"
+CRL = "crl.pem"
+FORMAT = 1
+# RFC 5280 reason codes a decommissioning operator would pick; "unspecified" is written as no reason code.
+REASONS = ("unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation",
+           "privilege_withdrawn")
+
+
+def normalize_serial(value, field_name: str = "serials") -> str:
+    """'0x1A2B', '1a:2b' and '1A2B' are one serial: lower-case hex without leading zeros."""
+    text = str(value).strip().lower().replace(":", "")
+    if text.startswith("0x"):
+        text = text[2:]
+    try:
+        number = int(text, 16)
+    except ValueError:
+        raise PKIError(field_name, "%r is not a hexadecimal serial number" % (value,),
+                       "give the serial as certificate_info reports it, e.g. 5f3a09c1...") from None
+    if number <= 0:
+        raise PKIError(field_name, "%r is not a certificate serial number" % (value,), "serials are positive")
+    return format(number, "x")
+
+
+def empty_state() -> Dict:
+    return {"format": FORMAT, "crl_number": 0, "revoked": []}
+
+
+def read_state(ca_path: str) -> Dict:
+    data = fs.read_bytes(os.path.join(ca_path, STATE))
+    if data is None:
+        return empty_state()
+    try:
+        state = json.loads(data.decode("utf-8"))
+        if state.get("format") != FORMAT or not isinstance(state.get("revoked"), list):
+            raise ValueError("format")
+        int(state["crl_number"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise PKIError("ca_path", "%s is not a revocation record this collection wrote"
+                       % os.path.join(ca_path, STATE), "restore it from backup; never edit it by hand") from None
+    return state
+
+
+def revoked_serials(ca_path: str) -> List[str]:
+    """Serials the CA has revoked (standard library only: node_certificate calls it on every run)."""
+    return sorted({entry["serial"] for entry in read_state(ca_path)["revoked"]})
+
+
+@dataclass
+class RevocationPlan:
+    """What a revoke run does: certificates newly revoked, and why a CRL is (re)published."""
+
+    newly_revoked: List[Dict] = dc_field(default_factory=list)
+    crl_reasons: List[str] = dc_field(default_factory=list)
+    before: Dict = dc_field(default_factory=empty_state)
+    after: Dict = dc_field(default_factory=empty_state)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.newly_revoked or self.crl_reasons)
+
+
+def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Iterable[str], allow_unlisted: bool,
+            now: datetime.datetime, ca_path: str) -> List[Dict]:
+    """Ledger entries (or bare serials) to revoke; unknown hosts and serials are errors, not no-ops."""
+    chosen: Dict[str, Dict] = {}
+    by_serial = {}
+    for entry in ledger_entries:
+        if entry.get("serial"):
+            by_serial[normalize_serial(entry["serial"], "ledger")] = entry
+    for host in hosts:
+        entries = [e for e in ledger_entries if e.get("host") == host]
+        if not entries:
+            known = sorted({e.get("host") for e in ledger_entries if e.get("host")})
+            raise PKIError("hosts", "the ledger of %s lists no certificate for host %r" % (ca_path, host),
+                           "use the inventory name the certificate was issued to (the ledger knows: %s)"
+                           % (", ".join(known[:20]) or "no hosts yet"))
+        for entry in entries:
+            try:
+                expired = parse_isoformat(entry["not_after"]) <= now
+            except (KeyError, TypeError, ValueError):
+                expired = False
+            if not expired:  # an expired certificate is refused anyway; listing it only grows the CRL
+                chosen[normalize_serial(entry["serial"], "ledger")] = entry
+    for value in serials:
+        serial = normalize_serial(value)
+        if serial in by_serial:
+            chosen[serial] = by_serial[serial]
+        elif allow_unlisted:
+            chosen[serial] = {"serial": serial}
+        else:
+            raise PKIError("serials", "serial %s is not in the ledger of %s" % (serial, ca_path),
+                           "check the serial (certificate_info reports it); a certificate signed before the "
+                           "ledger existed can be revoked with allow_unlisted: true")
+    return [dict(chosen[s], serial=s) for s in sorted(chosen)]
+
+
+def _crl_next_update(crl) -> Optional[datetime.datetime]:
+    value = getattr(crl, "next_update_utc", None)
+    if value is None and crl.next_update is not None:
+        value = crl.next_update.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def _crl_number(crl) -> Optional[int]:
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return None
+
+
+def load_crl(data: bytes, field_name: str = "crl_path"):
+    try:
+        if data.lstrip().startswith(b"-----"):
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise PKIError(field_name, "not a CRL (%s)" % exc, "point it at the crl.pem the revoke module publishes") \
+            from None
+
+
+def crl_serials(crl) -> List[str]:
+    return sorted(format(entry.serial_number, "x") for entry in crl)
+
+
+def publish_reasons(existing: Optional[bytes], ca, state: Dict, now: datetime.datetime,
+                    renew_before: datetime.timedelta) -> List[str]:
+    """Why the CRL on disk is not the one the record and the CA call for (empty: it is)."""
+    if existing is None:
+        return ["no CRL published yet"]
+    try:
+        crl = load_crl(existing)
+    except PKIError:
+        return ["the published CRL is unreadable"]
+    if crl.issuer != ca.certificate.subject or not crl.is_signature_valid(ca.certificate.public_key()):
+        return ["the published CRL is not signed by the current issuing CA"]
+    reasons = []
+    if _crl_number(crl) != int(state["crl_number"]):
+        reasons.append("the published CRL has number %s, the record %s" % (_crl_number(crl), state["crl_number"]))
+    want = sorted(e["serial"] for e in state["revoked"])
+    if crl_serials(crl) != want:
+        reasons.append("the published CRL lists %d serials, the record %d" % (len(crl_serials(crl)), len(want)))
+    next_update = _crl_next_update(crl)
+    if next_update is None or next_update - now <= renew_before:
+        reasons.append("the CRL's next update %s is within crl_renew_before %s"
+                       % (isoformat(next_update) if next_update else "(none)", format_duration(renew_before)))
+    return reasons
+
+
+def plan(ca, ca_path: str, ledger_entries: Sequence[Dict], hosts: Sequence[str], serials: Sequence[str],
+         reason: str, now: datetime.datetime, renew_before: datetime.timedelta,
+         allow_unlisted: bool = False) -> RevocationPlan:
+    """Decide everything without writing: check mode reports exactly this."""
+    if reason not in REASONS:
+        raise PKIError("reason", "unknown reason %r" % reason, "use one of %s" % ", ".join(REASONS))
+    before = read_state(ca_path)
+    already = {e["serial"] for e in before["revoked"]}
+    newly = []
+    for entry in _select(ledger_entries, hosts, serials, allow_unlisted, now, ca_path):
+        if entry["serial"] in already:
+            continue
+        newly.append({"serial": entry["serial"], "host": entry.get("host", ""), "subject": entry.get("subject", ""),
+                      "names": entry.get("names", []), "not_after": entry.get("not_after", ""),
+                      "revoked_at": isoformat(now), "reason": reason})
+    after = {"format": FORMAT, "crl_number": int(before["crl_number"]), "revoked": before["revoked"] + newly}
+    reasons = ["revoking %s" % ", ".join("%s (%s)" % (e["serial"], e["host"] or "unlisted") for e in newly)] \
+        if newly else []
+    reasons += publish_reasons(fs.read_bytes(os.path.join(ca_path, CRL)), ca, after, now, renew_before)
+    if reasons:
+        after["crl_number"] = int(before["crl_number"]) + 1
+    return RevocationPlan(newly_revoked=newly, crl_reasons=reasons, before=before, after=after)
+
+
+def build_crl(ca, state: Dict, now: datetime.datetime, valid_for: datetime.timedelta):
+    """The CRL for ``state``, signed by the issuing CA key, with CRL number and authority key identifier."""
+    flags = {"key_compromise": x509.ReasonFlags.key_compromise,
+             "affiliation_changed": x509.ReasonFlags.affiliation_changed,
+             "superseded": x509.ReasonFlags.superseded,
+             "cessation_of_operation": x509.ReasonFlags.cessation_of_operation,
+             "privilege_withdrawn": x509.ReasonFlags.privilege_withdrawn}
+    ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(ca.certificate.subject)
+               .last_update(now - BACKDATE)  # a peer whose clock lags a little must not see a future CRL
+               .next_update(now + valid_for)
+               .add_extension(x509.CRLNumber(int(state["crl_number"])), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False))
+    for entry in state["revoked"]:
+        revoked = (x509.RevokedCertificateBuilder()
+                   .serial_number(int(entry["serial"], 16))
+                   .revocation_date(parse_isoformat(entry["revoked_at"])))
+        if entry.get("reason") in flags:  # RFC 5280: "unspecified" is better left out
+            revoked = revoked.add_extension(x509.CRLReason(flags[entry["reason"]]), critical=False)
+        builder = builder.add_revoked_certificate(revoked.build())
+    return builder.sign(ca.key, signature_hash_for(ca.key))
+
+
+def apply(ca, ca_path: str, revocation: RevocationPlan, now: datetime.datetime,
+          valid_for: datetime.timedelta) -> bytes:
+    """Write the record, then the CRL (call under ledger.ca_lock). Returns the CRL as PEM."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = build_crl(ca, revocation.after, now, valid_for).public_bytes(serialization.Encoding.PEM)
+    state = (json.dumps(revocation.after, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    fs.atomic_write(fs.FileSpec(os.path.join(ca_path, STATE), 0o600), state)
+    fs.atomic_write(fs.FileSpec(os.path.join(ca_path, CRL), 0o644), pem)
+    return pem
+
+
+def crl_summary(crl) -> Dict:
+    next_update = _crl_next_update(crl)
+    last = getattr(crl, "last_update_utc", None) or crl.last_update.replace(tzinfo=datetime.timezone.utc)
+    return {"crl_number": _crl_number(crl), "issuer": crl.issuer.rfc4514_string(), "this_update": isoformat(last),
+            "next_update": isoformat(next_update) if next_update else None, "revoked_count": len(crl_serials(crl))}
+
+
+def check_crl(crl, issuers: Sequence, now: datetime.datetime) -> Tuple[bool, Optional[str]]:
+    """(signed by one of ``issuers``, why the CRL cannot be relied on or None).
+
+    An expired CRL is still signed: what it lists stays revoked, but it proves nothing about the rest.
+    """
+    signer = next((c for c in issuers if c.subject == crl.issuer), None)
+    if signer is None:
+        return False, "the CRL's issuer %s is none of the certificate's issuers" % crl.issuer.rfc4514_string()
+    if not crl.is_signature_valid(signer.public_key()):
+        return False, "the CRL's signature does not verify with %s" % signer.subject.rfc4514_string()
+    next_update = _crl_next_update(crl)
+    if next_update is not None and next_update <= now:
+        return True, "the CRL expired at %s (publish a fresh one with the revoke module)" % isoformat(next_update)
+    return True, None
+
+
+def revocation_of(crl, cert) -> Optional[Dict]:
+    """{'revoked_at', 'reason'} when the CRL lists the certificate, else None."""
+    if crl.issuer != cert.issuer:
+        return None
+    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    if entry is None:
+        return None
+    try:
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+    except x509.ExtensionNotFound:
+        reason = "unspecified"
+    date = getattr(entry, "revocation_date_utc", None) or entry.revocation_date.replace(tzinfo=datetime.timezone.utc)
+    return {"revoked_at": isoformat(date), "reason": reason}

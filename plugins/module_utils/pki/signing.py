@@ -1,0 +1,41 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Signing a node's CSR on the CA host, and recording it in the CA's ledger.
+
+One function for both places a CA can live: the controller (node_certificate's
+action plugin calls it in-process) and a designated CA host (the sign_csr
+module calls it there). The CA is loaded and fully checked (passphrase, key
+match, expiry) and the CSR is held to the CA's policy and name constraints
+before every signature. The ledger entry is written before the certificate
+leaves the CA host, because decommissioning needs every signature.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Optional, Sequence
+
+from . import ca_store, ledger
+from .bundle import certificate_pem
+from .identity import build_identity
+from .timeutil import isoformat, not_valid_after, utcnow
+
+
+def sign_csr(ca_path: str, passphrase: Optional[str], csr_pem: str, names: Sequence[str], usages: Sequence[str],
+             valid_for: datetime.timedelta, allow_wildcard: bool, host: str = "") -> str:
+    """Sign the CSR for exactly ``names``; returns the certificate as PEM."""
+    from cryptography import x509
+
+    ca = ca_store.load_ca(ca_path, passphrase)
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
+    except ValueError as exc:
+        from .errors import PKIError
+        raise PKIError("csr", "not a PEM certificate signing request (%s)" % exc,
+                       "pass the csr node_certificate returned") from None
+    identity = build_identity(list(names), "names", allow_wildcard)
+    cert = ca.sign(csr, identity, usages, valid_for)
+    ledger.append(ca_path, {
+        "serial": format(cert.serial_number, "x"), "subject": cert.subject.rfc4514_string(),
+        "names": list(names), "not_after": isoformat(not_valid_after(cert)), "host": host,
+        "issued_at": isoformat(utcnow())})
+    return certificate_pem(cert)

@@ -1,0 +1,144 @@
+#!/usr/bin/python
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sign_csr: sign a node's CSR on a designated CA host and record it in the CA's ledger.
+
+The CA key is used here and never leaves this host; only the CSR comes in and
+only the certificate goes out. The node's key never comes anywhere near.
+"""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sign_csr
+short_description: Sign a node's CSR on the CA host, under the CA's policy, and record it in the ledger
+version_added: 0.2.0
+description:
+  - The signing half of M(securebydefault.pki.node_certificate) for a CA that lives on a designated CA host
+    rather than the controller. Delegate it to the CA host. It receives the CSR and the approved names
+    that node_certificate returned, and returns the certificate.
+  - The CA is loaded and checked (passphrase, key match, expiry) before every signature. The CSR must name
+    exactly O(names), and the names must be inside the CA's name constraints and wildcard policy. O(valid_for)
+    must be within the CA's maximum leaf validity. The signature is appended to the CA's ledger under the
+    CA's lock, so parallel jobs signing with one CA are safe.
+  - Every call signs a new certificate. The C(node_certificate) role calls it only when node_certificate
+    returned a CSR, so the role as a whole stays idempotent.
+author: securebydefault.pki contributors (@securebydefault)
+attributes:
+  check_mode:
+    support: full
+    description: Checks the CA and reports C(changed); signs nothing.
+  diff_mode:
+    support: none
+    description: A new certificate has no before.
+options:
+  ca_path:
+    description: The CA directory on the CA host.
+    type: path
+    required: true
+  ca_passphrase:
+    description: Passphrase of the CA key. Keep it in Ansible Vault.
+    type: str
+  csr:
+    description: The node's CSR (PEM), as node_certificate returned it.
+    type: str
+    required: true
+  names:
+    description: The approved identity, as node_certificate returned it (its C(identity)).
+    type: list
+    elements: str
+    required: true
+  usages:
+    description: Extended key usages.
+    type: list
+    elements: str
+    choices: [server, client]
+    default: [server, client]
+  valid_for:
+    description: Lifetime of the certificate.
+    type: str
+    default: 90d
+  allow_wildcard:
+    description: Accept wildcard names (the CA's policy must allow them too).
+    type: bool
+    default: false
+  host:
+    description: Inventory name of the node, recorded in the ledger so that the C(revoke) module can find it.
+    type: str
+    default: ""
+"""
+
+EXAMPLES = r"""
+- name: Key and CSR on the node (the CA is on ca1)
+  securebydefault.pki.node_certificate:
+    ca: "{{ cluster_ca_public.public }}"
+    path: /etc/pki/cluster-a
+  register: request
+
+- name: Sign on the CA host
+  securebydefault.pki.sign_csr:
+    ca_path: /var/lib/pki/cluster-a
+    ca_passphrase: "{{ vault_cluster_a_ca_passphrase }}"
+    csr: "{{ request.csr }}"
+    names: "{{ request.identity }}"
+    host: "{{ inventory_hostname }}"
+  delegate_to: ca1.example.internal
+  when: request.csr is defined
+  register: signed
+"""
+
+RETURN = r"""
+certificate:
+  description: The signed certificate (PEM).
+  returned: success, not in check mode
+  type: str
+serial:
+  description: Its serial number (hex), as the ledger records it.
+  returned: success, not in check mode
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
+
+try:
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.signing import sign_csr
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
+except ImportError:
+    PKIError = ValueError  # require_cryptography() reports the missing library
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            ca_path=dict(type="path", required=True),
+            ca_passphrase=dict(type="str", no_log=True),
+            csr=dict(type="str", required=True),
+            names=dict(type="list", elements="str", required=True),
+            usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
+            valid_for=dict(type="str", default="90d"),
+            allow_wildcard=dict(type="bool", default=False),
+            host=dict(type="str", default=""),
+        ),
+        supports_check_mode=True,
+    )
+    require_cryptography(module)
+    params = module.params
+    try:
+        valid_for = parse_duration(params["valid_for"], "valid_for")
+        if module.check_mode:
+            ca_store.load_ca(params["ca_path"], params["ca_passphrase"])
+            module.exit_json(changed=True)
+        pem = sign_csr(params["ca_path"], params["ca_passphrase"], params["csr"], params["names"],
+                       params["usages"], valid_for, params["allow_wildcard"], params["host"])
+    except (PKIError, ValueError) as exc:
+        fail_pki(module, exc)
+    from cryptography import x509
+    module.exit_json(changed=True, certificate=pem,
+                     serial=format(x509.load_pem_x509_certificate(pem.encode("ascii")).serial_number, "x"))
+
+
+if __name__ == "__main__":
+    main()
