@@ -15,6 +15,9 @@ description:
   - Every item gets a status - C(ok), C(due) (inside O(warn_within) of expiry or of a due rotation step),
     C(expired), C(blocked) (a rotation waiting on evidence), C(not_ready) (cert-manager) - and the next action
     with its time, sorted most urgent first. The report is also rendered as Markdown (O(report_path)).
+  - A CA that has published a CRL (M(securebydefault.pki.revoke)) gets a C(crl) item. It is C(due) within
+    3 days of the CRL's next update and C(expired) after it, because peers that check CRLs then refuse every
+    certificate.
   - Read-only; never changes anything but the report file.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
@@ -93,6 +96,7 @@ report:
   type: str
 """
 
+import datetime
 import json
 import os
 from urllib.parse import quote
@@ -108,6 +112,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil i
     isoformat, parse_duration, parse_isoformat, utcnow)
 
 URGENCY = {"expired": 0, "blocked": 1, "not_ready": 2, "due": 3, "ok": 4}
+CRL_WARN = datetime.timedelta(days=3)  # the revoke module's default crl_renew_before
 
 
 def _time(text):
@@ -133,6 +138,23 @@ def expiry_status(expires, now, warn):
     return "due" if when - now <= warn else "ok"
 
 
+def crl_item(path, now):
+    """The CA's published CRL, if any: when it must be replaced (peers refuse everything after that)."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import read_bytes
+
+    crl_path = os.path.join(path, revocation.CRL)
+    data = read_bytes(crl_path)
+    if data is None:
+        return None
+    summary = revocation.crl_summary(revocation.load_crl(data, "ca_paths"))
+    status = expiry_status(summary["next_update"], now, CRL_WARN)
+    return item("crl", "CRL %s (%d revoked)" % (summary["crl_number"], summary["revoked_count"]), crl_path,
+                summary["next_update"], status=status,
+                next_action="publish a fresh CRL (playbooks/decommission.yml)" if status != "ok" else None)
+
+
 def ca_items(paths, states, now, warn):
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import describe, load_certificate
@@ -145,6 +167,9 @@ def ca_items(paths, states, now, warn):
         status = expiry_status(info["not_after"], now, warn)
         out.append(item("ca", info["subject"], path, info["not_after"], status=status,
                         next_action="rotate the CA (role ca_rotation)" if status != "ok" else None))
+        crl = crl_item(path, now)
+        if crl is not None:
+            out.append(crl)
     for path in states:
         with open(path) as handle:
             state = json.load(handle)

@@ -23,6 +23,11 @@ def test_the_report_lists_everything_with_its_next_step(api_client, control_plan
     for state in ("present", "added"):  # on an empty keyring "added" only creates r1
         assert run_module("keyring", {"path": str(tmp_path / "ring"), "kind": "symmetric", "state": state})["changed"]
     assert run_module("k8s_keyring", {"name": "session", "namespace": namespace, "kind": "password"})["changed"]
+    revoked = run_module("revoke", {"ca_path": str(ca), "serials": [run_module("certificate_info", {
+        "path": str(tmp_path / "node" / "node.crt")})["serial"]]})
+    assert revoked["changed"] and revoked["crl_number"] == 1
+    assert run_module("node_certificate", {"ca_path": str(ca), "path": str(tmp_path / "node"), "identity_from": [],
+                                           "dns_names": ["host1.pki.test"], "valid_for": "90d"})["changed"]
     assert run_module("cert_manager_issuer", {"name": "zone", "namespace": namespace, "type": "ca",
                                               "ca_secret_name": "zone-ca", "cluster_ca_path": str(ca)})["ready"]
     assert run_module("cert_manager_certificate", {"name": "api", "namespace": namespace, "issuer_name": "zone",
@@ -53,6 +58,8 @@ def test_the_report_lists_everything_with_its_next_step(api_client, control_plan
         return [cell.strip() for cell in found[0].strip("|").split("|")]
 
     assert row("ca", "status CA")[0] == "ok"
+    crl = row("crl", "CRL 1 (1 revoked)")  # 7 days to its next update: outside the 3-day CRL window
+    assert crl[0] == "ok" and crl[4]
     node = row("node_certificate", "host1")  # 90 days left, inside the 100-day window
     assert node[0] == "due" and node[6] == "renew (node_certificate)"
     ring = row("keyring", "ring")
