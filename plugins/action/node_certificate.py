@@ -37,7 +37,7 @@ def sign(params, prepared, host=""):
 
     return sign_csr(params["ca_path"], params["ca_passphrase"], prepared["csr"], prepared["identity"],
                     params["usages"], parse_duration(params["valid_for"], "valid_for"), params["allow_wildcard"],
-                    host)
+                    host)[0]
 
 
 def public_of(ca):

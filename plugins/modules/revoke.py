@@ -159,6 +159,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import REASONS
 
 try:
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store, ledger, revocation
@@ -220,9 +221,7 @@ def main():
             hosts=dict(type="list", elements="str", default=[]),
             serials=dict(type="list", elements="str", default=[]),
             allow_unlisted=dict(type="bool", default=False),
-            reason=dict(type="str", default="cessation_of_operation",
-                        choices=["unspecified", "key_compromise", "affiliation_changed", "superseded",
-                                 "cessation_of_operation", "privilege_withdrawn"]),
+            reason=dict(type="str", default="cessation_of_operation", choices=list(REASONS)),
             crl_valid_for=dict(type="str", default="7d"),
             crl_renew_before=dict(type="str", default="3d"),
         ),

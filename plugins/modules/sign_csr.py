@@ -131,13 +131,11 @@ def main():
         if module.check_mode:
             ca_store.load_ca(params["ca_path"], params["ca_passphrase"])
             module.exit_json(changed=True)
-        pem = sign_csr(params["ca_path"], params["ca_passphrase"], params["csr"], params["names"],
-                       params["usages"], valid_for, params["allow_wildcard"], params["host"])
+        pem, serial = sign_csr(params["ca_path"], params["ca_passphrase"], params["csr"], params["names"],
+                               params["usages"], valid_for, params["allow_wildcard"], params["host"])
     except (PKIError, ValueError) as exc:
         fail_pki(module, exc)
-    from cryptography import x509
-    module.exit_json(changed=True, certificate=pem,
-                     serial=format(x509.load_pem_x509_certificate(pem.encode("ascii")).serial_number, "x"))
+    module.exit_json(changed=True, certificate=pem, serial=serial)
 
 
 if __name__ == "__main__":

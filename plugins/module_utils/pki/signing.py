@@ -12,30 +12,31 @@ leaves the CA host, because decommissioning needs every signature.
 from __future__ import annotations
 
 import datetime
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from . import ca_store, ledger
 from .bundle import certificate_pem
+from .errors import PKIError
 from .identity import build_identity
 from .timeutil import isoformat, not_valid_after, utcnow
 
 
 def sign_csr(ca_path: str, passphrase: Optional[str], csr_pem: str, names: Sequence[str], usages: Sequence[str],
-             valid_for: datetime.timedelta, allow_wildcard: bool, host: str = "") -> str:
-    """Sign the CSR for exactly ``names``; returns the certificate as PEM."""
+             valid_for: datetime.timedelta, allow_wildcard: bool, host: str = "") -> Tuple[str, str]:
+    """Sign the CSR for exactly ``names``; returns (certificate PEM, serial in hex as the ledger has it)."""
     from cryptography import x509
 
     ca = ca_store.load_ca(ca_path, passphrase)
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
     except ValueError as exc:
-        from .errors import PKIError
         raise PKIError("csr", "not a PEM certificate signing request (%s)" % exc,
                        "pass the csr node_certificate returned") from None
     identity = build_identity(list(names), "names", allow_wildcard)
     cert = ca.sign(csr, identity, usages, valid_for)
+    serial = format(cert.serial_number, "x")
     ledger.append(ca_path, {
-        "serial": format(cert.serial_number, "x"), "subject": cert.subject.rfc4514_string(),
+        "serial": serial, "subject": cert.subject.rfc4514_string(),
         "names": list(names), "not_after": isoformat(not_valid_after(cert)), "host": host,
         "issued_at": isoformat(utcnow())})
-    return certificate_pem(cert)
+    return certificate_pem(cert), serial
