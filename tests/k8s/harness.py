@@ -547,7 +547,8 @@ class ControlPlane:
         for name in names:
             while True:
                 status, reply = self._api("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/" + name)
-                conditions = json.loads(reply).get("status", {}).get("conditions", []) if status == 200 else []
+                # a CRD just created can come back with "conditions": null before the controller fills it in
+                conditions = ((json.loads(reply).get("status") or {}).get("conditions") or []) if status == 200 else []
                 if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                     break
                 if time.monotonic() > deadline:

@@ -51,8 +51,8 @@ def wait_ready(api_client, namespace, kind, name, timeout=60.0, newer_than=0):
             obj = objects.get_cluster_custom_object(GROUP, VERSION, plural, name)
         else:
             obj = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-        status = obj.get("status", {})
-        for cond in status.get("conditions", []):
+        status = obj.get("status") or {}  # fields can be present but null right after creation
+        for cond in status.get("conditions") or []:
             if (cond["type"] == "Ready" and cond["status"] == "True"
                     and cond.get("observedGeneration", obj["metadata"]["generation"]) == obj["metadata"]["generation"]
                     and status.get("revision", 1) > newer_than):
