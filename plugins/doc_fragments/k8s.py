@@ -4,25 +4,9 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
+    # Modules that apply objects; they extend securebydefault.pki.k8s.access too.
     DOCUMENTATION = r"""
 options:
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file.
-      - Unset means E(K8S_AUTH_KUBECONFIG), then E(KUBECONFIG), then C(~/.kube/config), then the in-cluster
-        service account.
-    type: path
-    aliases: [kubeconfig_path]
-  context:
-    description: Context of the kubeconfig to use; unset means its current context.
-    type: str
-  in_cluster:
-    description: Use the pod's service account instead of a kubeconfig. Unset means only when no kubeconfig is found.
-    type: bool
-  api_timeout:
-    description: Seconds to wait for each API request.
-    type: int
-    default: 30
   field_manager:
     description: Field manager of the server-side apply; the fields this collection owns are recorded under it.
     type: str
@@ -42,4 +26,26 @@ attributes:
   diff_mode:
     support: full
     description: Shows the object (spec, labels, annotations) before and after.
+"""
+
+    # How a module reaches the API server.
+    ACCESS = r"""
+options:
+  kubeconfig:
+    description:
+      - Path of the kubeconfig file.
+      - Unset means E(K8S_AUTH_KUBECONFIG), then E(KUBECONFIG), then C(~/.kube/config), then the in-cluster
+        service account.
+    type: path
+    aliases: [kubeconfig_path]
+  context:
+    description: Context of the kubeconfig to use; unset means its current context.
+    type: str
+  in_cluster:
+    description: Use the pod's service account instead of a kubeconfig. Unset means only when no kubeconfig is found.
+    type: bool
+  api_timeout:
+    description: Seconds to wait for each API request.
+    type: int
+    default: 30
 """

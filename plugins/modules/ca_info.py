@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""ca_info: the public side of a CA directory, read on the CA host.
+"""ca_info: the public side of a CA, read where it lives (a directory on the CA host, or a Kubernetes Secret).
 
 Read-only and public only: certificates, policy and revoked serials. The CA
 key is never read, so the result may travel to the controller and the nodes.
@@ -13,14 +13,17 @@ module: ca_info
 short_description: Read a CA's public material on the CA host (issuer, trust bundle, policy, revoked serials)
 version_added: 0.2.0
 description:
-  - Reads the CA directory made by M(securebydefault.pki.cluster_ca) on the CA host. It returns what nodes need
-    to request and trust certificates, and nothing secret. The CA key is never opened.
+  - Reads the CA made by M(securebydefault.pki.cluster_ca), kept in a directory on the CA host (O(path)) or in a
+    Kubernetes Secret (O(secret)). It returns what nodes need to request and trust certificates, and nothing
+    secret. The CA key is never opened (in a Secret it is never decoded).
   - With a CA on a designated CA host (not the controller), RV(public) goes to
     M(securebydefault.pki.node_certificate)'s O(securebydefault.pki.node_certificate#module:ca) option, and the
     node's CSR is signed there by M(securebydefault.pki.sign_csr). The C(node_certificate) role does all three
-    when C(node_certificate_ca_host) is set.
-  - Standard library only.
+    when C(node_certificate_ca_host) or C(node_certificate_ca_secret) is set.
+  - Standard library only for a CA directory.
 author: securebydefault.pki contributors (@securebydefault)
+extends_documentation_fragment:
+  - securebydefault.pki.k8s.access
 attributes:
   check_mode:
     support: full
@@ -30,14 +33,34 @@ attributes:
     description: Nothing to diff.
 options:
   path:
-    description: The CA directory on the CA host.
+    description:
+      - The CA directory on the CA host.
+      - Exactly one of O(path) and O(secret) is required.
     type: path
-    required: true
+  secret:
+    description:
+      - The Kubernetes Secret that keeps the CA, as O(securebydefault.pki.cluster_ca#module:secret) created it.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
   trust_also:
-    description: Further CA directories on the CA host whose roots join the trust bundle (CA rotation, trust both).
+    description:
+      - Further CA directories on the CA host whose roots join the trust bundle (CA rotation, trust both).
+      - Only with O(path).
     type: list
     elements: path
     default: []
+notes:
+  - A CA kept in a Kubernetes Secret (O(secret)) needs the C(kubernetes) Python client (>= 24) where the task runs,
+    and RBAC permission to C(get) that Secret. O(kubeconfig), O(context), O(in_cluster) and
+    O(api_timeout) are used only with O(secret).
 """
 
 EXAMPLES = r"""
@@ -45,6 +68,15 @@ EXAMPLES = r"""
   securebydefault.pki.ca_info:
     path: /var/lib/pki/cluster-a
   delegate_to: ca1.example.internal
+  run_once: true
+  register: cluster_ca_public
+
+- name: Read the public material of a CA kept in a Kubernetes Secret
+  securebydefault.pki.ca_info:
+    secret:
+      namespace: pki
+      name: cluster-a-ca
+  delegate_to: localhost
   run_once: true
   register: cluster_ca_public
 """
@@ -72,37 +104,50 @@ metadata:
   description: The CA's C(ca.json) (common name, key type, constraints, created, not_after).
   returned: always
   type: dict
+crl:
+  description: The CRL the CA published last (PEM), for distribution and the status report.
+  returned: when the CA has published one (M(securebydefault.pki.revoke))
+  type: str
+location:
+  description: "Where the CA is kept: C({path}) or C({secret: {namespace, name}})."
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
+from ansible_collections.securebydefault.pki.plugins.module_utils.ca_location import (
+    CA_SECRET_OPTION, K8S_ACCESS_SPEC, location_of, run_with_ca)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import (
-    read_metadata, read_policy, read_public)
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import revoked_serials
+    metadata_of, policy_of, public_of, read_public)
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import CRL, STATE, serials_of, state_of
 
 
-def read(params):
-    issuer, bundle = read_public(params["path"], "path")
+def read(params, store):
+    files = store.read(("ca.crt", "root.crt", "ca.json", STATE, CRL))  # never the key
+    issuer, bundle = public_of(files, store.where, store.field)
     for other in params["trust_also"]:
         root = read_public(other, "trust_also")[1]
         if root not in bundle:
             bundle += root
-    return {"public": {"issuer": issuer, "bundle": bundle, "policy": read_policy(params["path"], "path"),
-                       "revoked_serials": revoked_serials(params["path"])},
-            "metadata": read_metadata(params["path"], "path")}
+    meta = metadata_of(files["ca.json"], store.where, store.field)
+    public = {"issuer": issuer, "bundle": bundle, "policy": policy_of(meta),
+              "revoked_serials": serials_of(state_of(files[STATE], store.where, store.field))}
+    result = {"changed": False, "public": public, "metadata": meta, "location": location_of(params, "path", "secret")}
+    if files[CRL] is not None:
+        result["crl"] = files[CRL].decode("ascii")
+    return result
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(path=dict(type="path", required=True),
+    module = AnsibleModule(argument_spec=dict(K8S_ACCESS_SPEC,
+                                              path=dict(type="path"),
+                                              secret=CA_SECRET_OPTION,
                                               trust_also=dict(type="list", elements="path", default=[])),
+                           mutually_exclusive=[("path", "secret"), ("secret", "trust_also")],
+                           required_one_of=[("path", "secret")],
                            supports_check_mode=True)
-    try:
-        result = read(module.params)
-    except PKIError as exc:
-        fail_pki(module, exc)
-    module.exit_json(changed=False, **result)
+    run_with_ca(module, "path", "secret", lambda store: read(module.params, store))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ description:
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.k8s
+  - securebydefault.pki.k8s.access
 options:
   name:
     description: Name of the Certificate.

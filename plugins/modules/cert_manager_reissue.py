@@ -17,6 +17,7 @@ description:
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.k8s
+  - securebydefault.pki.k8s.access
 options:
   namespace:
     description: Namespace of the Certificates.

@@ -1,10 +1,11 @@
 #!/usr/bin/python
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""cluster_ca: ensure a scoped certificate authority on the CA host.
+"""cluster_ca: ensure a scoped certificate authority on the CA host, or in a Kubernetes Secret.
 
 The CA key is created here, encrypted at rest unless the user opts out, and
-never leaves this host. An existing CA is never overwritten.
+never leaves this host (or, for a Secret, is written only into that Secret).
+An existing CA is never overwritten.
 """
 from __future__ import annotations
 
@@ -27,15 +28,38 @@ description:
     (O(max_leaf_validity), O(allow_wildcard)) is updated in place.
   - Never replaces or deletes an existing CA. Rotating a CA is a staged process (trust both,
     switch, drop old), not an option of this module.
+  - For controllers that do not last (AWX/Tower execution environments) the CA can be kept in a Kubernetes
+    Secret instead (O(secret)). The Secret holds the files of a CA directory as its keys, the CA key still
+    encrypted with O(passphrase). It is created in one request (two runs racing both end with the same CA) and
+    only ever changed by updates that the API server refuses if the Secret changed since it was read. A Secret
+    that exists without this collection's label is never taken over. Check mode is the API server's dry run.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.attributes
   - securebydefault.pki.attributes.key
+  - securebydefault.pki.k8s.access
 options:
   path:
-    description: Directory of the CA on the CA host. Created with mode 0700.
+    description:
+      - Directory of the CA on the CA host. Created with mode 0700.
+      - Exactly one of O(path) and O(secret) is required.
     type: path
-    required: true
+  secret:
+    description:
+      - Keep the CA in this Kubernetes Secret instead of a directory. The namespace must exist.
+      - M(securebydefault.pki.ca_info), M(securebydefault.pki.sign_csr) and M(securebydefault.pki.revoke) take
+        the same Secret; the roles take it as C(cluster_ca_secret), C(node_certificate_ca_secret) and
+        C(revoke_ca_secret).
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
   common_name:
     description: Subject common name of the CA, e.g. C(cluster-a CA).
     type: str
@@ -100,6 +124,10 @@ options:
     type: str
     choices: [fail, keep]
     default: fail
+notes:
+  - A CA kept in a Kubernetes Secret (O(secret)) needs the C(kubernetes) Python client (>= 24) where the task runs,
+    and RBAC permission to C(get), C(create) and C(update) that Secret. O(kubeconfig), O(context), O(in_cluster) and
+    O(api_timeout) are used only with O(secret).
 """
 
 EXAMPLES = r"""
@@ -123,6 +151,17 @@ EXAMPLES = r"""
     intermediate: true
     key_type: ed25519
     max_leaf_validity: 30d
+  delegate_to: localhost
+  run_once: true
+
+- name: A CA kept in a Kubernetes Secret, for an AWX execution environment that forgets its files
+  securebydefault.pki.cluster_ca:
+    secret:
+      namespace: pki
+      name: cluster-a-ca
+    common_name: cluster-a CA
+    passphrase: "{{ vault_cluster_a_ca_passphrase }}"
+    permitted_dns: [cluster-a.example.internal]
   delegate_to: localhost
   run_once: true
 """
@@ -161,20 +200,24 @@ reasons:
   elements: str
 path:
   description: The CA directory.
-  returned: always
+  returned: with O(path)
   type: str
+location:
+  description: "Where the CA is kept: C({path}) or C({secret: {namespace, name}})."
+  returned: always
+  type: dict
 """
 
 import json
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils.ca_location import (
+    CA_SECRET_OPTION, K8S_ACCESS_SPEC, location_of, run_with_ca)
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
 
 try:
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import files as fs
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import (
         NameConstraintsSpec, SigningPolicy)
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import certificate_pem
@@ -206,35 +249,37 @@ def settings_from(params):
                              allow_wildcard=params["allow_wildcard"]))
 
 
-def ensure(module):
+def ensure(module, store):
     params = module.params
-    path = params["path"]
+    where = store.where
     settings = settings_from(params)
     passphrase = params["passphrase"] if params["encrypt_key"] else None
-    result = {"changed": False, "path": path, "reasons": []}
-    if not ca_store.ca_exists(path):
-        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-            raise PKIError("path", "%s exists and is not an empty directory or a CA" % path,
-                           "choose another path for the CA")
-        fs.check_destination(os.path.join(path, "ca.crt"), "path")
-        result.update(changed=True, reasons=["no CA at %s yet" % path])
-        if module._diff:
-            result["diff"] = {"before": {}, "after": {"common_name": settings.common_name,
-                                                      "constraints": settings.constraints.describe()}}
-        if module.check_mode:
-            return result
-        ca_store.write_new_ca(path, ca_store.build_ca_files(settings, passphrase))
-    ca = ca_store.load_ca(path, passphrase, field="path", passphrase_field="passphrase")
+    result = {"changed": False, "reasons": [], "location": location_of(params, "path", "secret")}
+    if params["path"]:
+        result["path"] = params["path"]
+    if not store.exists():
+        store.check_creatable()
+        files = ca_store.build_ca_files(settings, passphrase)
+        if store.create(files):
+            result.update(changed=True, reasons=["no CA in %s yet" % where])
+            if module._diff:
+                result["diff"] = {"before": {}, "after": {"common_name": settings.common_name,
+                                                          "constraints": settings.constraints.describe()}}
+            if module.check_mode:
+                return result
+        # else another run created the CA between our look and our create: check that one like any other
+    files = store.read(("ca.crt", "ca.key", "root.crt", "ca.json"))
+    ca = ca_store.load_ca_from(files, where, passphrase, field=store.field, passphrase_field="passphrase")
     if not result["changed"]:
         differences = ca_store.settings_differences(ca, settings)
         if differences and params["on_mismatch"] == "fail":
-            raise PKIError("path", "the CA at %s differs from the options: %s" % (path, "; ".join(differences)),
-                           "a CA cannot be changed in place: restore the options, create a new CA at another "
-                           "path and rotate to it, or set on_mismatch: keep")
+            raise PKIError(store.field, "the CA in %s differs from the options: %s" % (where, "; ".join(differences)),
+                           "a CA cannot be changed in place: restore the options, create a new CA elsewhere "
+                           "and rotate to it, or set on_mismatch: keep")
         for difference in differences:
-            module.warn("CA at %s kept although it differs: %s" % (path, difference))
+            module.warn("CA in %s kept although it differs: %s" % (where, difference))
         result["reasons"].extend("kept: %s" % d for d in differences)
-        meta = ca_store.read_metadata(path)
+        meta = ca_store.metadata_of(files["ca.json"], where, store.field)
         policy_changes = ca_store.policy_differences(meta, settings)
         if policy_changes:
             result["changed"] = True
@@ -242,12 +287,13 @@ def ensure(module):
             new_meta = ca_store.update_metadata_policy(meta, settings)
             if module._diff:
                 result["diff"] = {"before": meta.get("policy", {}), "after": json.loads(new_meta)["policy"]}
-            if not module.check_mode:
-                fs.atomic_write(fs.FileSpec(os.path.join(path, "ca.json"), 0o644), new_meta)
+            # only the policy of ca.json changes; the rest is taken as it is now
+            store.update(lambda now: {"ca.json": ca_store.update_metadata_policy(
+                ca_store.metadata_of(now["ca.json"], where, store.field), settings)}, ("ca.json",))
     left = ca_store.expires_in(ca)
     if left <= parse_duration(params["warn_before"], "warn_before"):
-        module.warn("CA at %s expires in %s: plan a CA rotation now" % (path, format_duration(left)))
-    summary = ca_store.ca_summary(ca, path)
+        module.warn("CA in %s expires in %s: plan a CA rotation now" % (where, format_duration(left)))
+    summary = ca_store.ca_summary(ca, where)
     result.update(certificate=certificate_pem(ca.certificate), root_certificate=certificate_pem(ca.root),
                   fingerprint=summary["fingerprint"], not_after=summary["not_after"], subject=summary["subject"],
                   constraints=summary["constraints"])
@@ -257,7 +303,9 @@ def ensure(module):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            K8S_ACCESS_SPEC,
+            path=dict(type="path"),
+            secret=CA_SECRET_OPTION,
             common_name=dict(type="str", required=True),
             organization=dict(type="str"),
             passphrase=dict(type="str", no_log=True),
@@ -276,14 +324,12 @@ def main():
             warn_before=dict(type="str", default="180d"),
             on_mismatch=dict(type="str", default="fail", choices=["fail", "keep"]),
         ),
+        mutually_exclusive=[("path", "secret")],
+        required_one_of=[("path", "secret")],
         supports_check_mode=True,
     )
     require_cryptography(module)
-    try:
-        result = ensure(module)
-    except PKIError as exc:
-        fail_pki(module, exc)
-    module.exit_json(**result)
+    run_with_ca(module, "path", "secret", lambda store: ensure(module, store), dry_run=module.check_mode)
 
 
 if __name__ == "__main__":

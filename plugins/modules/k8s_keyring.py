@@ -19,6 +19,7 @@ description:
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.k8s
+  - securebydefault.pki.k8s.access
   - securebydefault.pki.keyring
 options:
   name:

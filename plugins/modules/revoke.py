@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """revoke: decommission hosts on the CA host - revoke their certificates and publish the CRL.
 
-Runs where the CA lives (delegate it to the CA host). The CA key signs the CRL
+Runs where the CA lives (delegate it to the CA host; for a CA in a Kubernetes
+Secret, to a host that reaches the API server). The CA key signs the CRL
 here and never leaves this host; only the CRL (public) is returned, for
 distribution to the nodes. Certificates are found in the CA's ledger, so a
 host is revoked by its inventory name.
@@ -19,6 +20,9 @@ description:
     the CA signed for each of O(hosts) in the CA's ledger (C(ledger.jsonl)), plus any O(serials),
     records them as revoked in C(revoked.json) and publishes a CRL (C(crl.pem)) signed by the issuing
     CA key, with a CRL number that only grows and the CA's authority key identifier.
+  - A CA kept in a Kubernetes Secret (O(ca_secret)) keeps the same three files as keys of the Secret. The
+    record and the CRL are written in one update that the API server accepts only if nobody changed the
+    Secret since it was read; otherwise the decision is made again from the Secret as it is now.
   - Idempotent. A revoked certificate stays revoked, and a run with nothing new leaves the CRL
     alone until its next update is within O(crl_renew_before). So a scheduled run with no
     O(hosts) keeps the CRL fresh. Peers that check CRLs refuse every certificate once the CRL
@@ -32,6 +36,8 @@ description:
     has revoked. M(securebydefault.pki.certificate_info) reports a certificate that a CRL lists as
     revoked.
 author: securebydefault.pki contributors (@securebydefault)
+extends_documentation_fragment:
+  - securebydefault.pki.k8s.access
 attributes:
   check_mode:
     support: full
@@ -41,9 +47,23 @@ attributes:
     description: Shows the revoked serials and the CRL number before and after.
 options:
   ca_path:
-    description: The CA directory on the CA host, as created by M(securebydefault.pki.cluster_ca).
+    description:
+      - The CA directory on the CA host, as created by M(securebydefault.pki.cluster_ca).
+      - Exactly one of O(ca_path) and O(ca_secret) is required.
     type: path
-    required: true
+  ca_secret:
+    description:
+      - The Kubernetes Secret that keeps the CA, as O(securebydefault.pki.cluster_ca#module:secret) created it.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
   ca_passphrase:
     description: Passphrase of the CA key, which signs the CRL. Keep it in Ansible Vault.
     type: str
@@ -79,6 +99,10 @@ options:
     description: Publish a fresh CRL when the current one's next update is this close.
     type: str
     default: 3d
+notes:
+  - A CA kept in a Kubernetes Secret (O(ca_secret)) needs the C(kubernetes) Python client (>= 24) where the task runs,
+    and RBAC permission to C(get) and C(update) that Secret. O(kubeconfig), O(context), O(in_cluster) and
+    O(api_timeout) are used only with O(ca_secret).
 """
 
 EXAMPLES = r"""
@@ -104,6 +128,17 @@ EXAMPLES = r"""
   securebydefault.pki.revoke:
     ca_path: /var/lib/pki/cluster-a
     ca_passphrase: "{{ vault_cluster_a_ca_passphrase }}"
+  delegate_to: localhost
+  run_once: true
+  register: revocation
+
+- name: Decommission node7 with the CA kept in a Kubernetes Secret
+  securebydefault.pki.revoke:
+    ca_secret:
+      namespace: pki
+      name: cluster-a-ca
+    ca_passphrase: "{{ vault_cluster_a_ca_passphrase }}"
+    hosts: [node7.cluster-a.example]
   delegate_to: localhost
   run_once: true
   register: revocation
@@ -135,7 +170,7 @@ crl:
   type: str
 crl_path:
   description: Where the CRL is on the CA host.
-  returned: always
+  returned: with O(ca_path)
   type: str
 crl_number:
   description: The CRL number (after this run).
@@ -158,20 +193,21 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils.ca_location import (
+    CA_SECRET_OPTION, K8S_ACCESS_SPEC, run_with_ca)
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import REASONS
 
 try:
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store, ledger, revocation
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store, revocation
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import read_bytes
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
         isoformat, parse_duration, utcnow)
 except ImportError:
     PKIError = ValueError  # require_cryptography() reports the missing library
 
 
-def run(params, check_mode):
+def run(params, store, check_mode):
     crl_valid_for = parse_duration(params["crl_valid_for"], "crl_valid_for")
     renew_before = parse_duration(params["crl_renew_before"], "crl_renew_before", allow_zero=True)
     if renew_before >= crl_valid_for:
@@ -180,27 +216,17 @@ def run(params, check_mode):
                        "publish ahead of expiry by a fraction of the lifetime, e.g. 7d with 3d")
     for index, serial in enumerate(params["serials"]):
         revocation.normalize_serial(serial, "serials[%d]" % index)
-    ca_path = params["ca_path"]
-    ca = ca_store.load_ca(ca_path, params["ca_passphrase"])  # passphrase, key match and expiry, before anything
+    # passphrase, key match and expiry, before anything
+    ca = ca_store.load_ca_from(store.read(("ca.crt", "ca.key", "root.crt", "ca.json")), store.where,
+                               params["ca_passphrase"], store.field)
     now = utcnow().replace(microsecond=0)
-
-    def decide():
-        entries, _torn = ledger.read(ca_path)
-        return revocation.plan(ca, ca_path, entries, params["hosts"], params["serials"], params["reason"], now,
-                               renew_before, params["allow_unlisted"])
-
-    if check_mode:
-        decided, pem = decide(), None
-    else:
-        with ledger.ca_lock(ca_path):
-            decided = decide()
-            pem = revocation.apply(ca, ca_path, decided, now, crl_valid_for) if decided.changed else None
-    if pem is None:
-        pem = read_bytes(os.path.join(ca_path, revocation.CRL))
+    decided, pem = revocation.revoke(store, ca, params["hosts"], params["serials"], params["reason"], now,
+                                     renew_before, crl_valid_for, params["allow_unlisted"])
     result = {"changed": decided.changed, "revoked": decided.newly_revoked, "reasons": decided.crl_reasons,
               "revoked_serials": sorted(e["serial"] for e in decided.after["revoked"]),
-              "crl_path": os.path.join(ca_path, revocation.CRL),
               "crl_number": decided.after["crl_number"] if decided.changed else decided.before["crl_number"]}
+    if params["ca_path"]:
+        result["crl_path"] = os.path.join(params["ca_path"], revocation.CRL)
     if pem is not None:
         result["crl"] = pem.decode("ascii")
         summary = revocation.crl_summary(revocation.load_crl(pem, "crl_path"))
@@ -216,7 +242,9 @@ def run(params, check_mode):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            ca_path=dict(type="path", required=True),
+            K8S_ACCESS_SPEC,
+            ca_path=dict(type="path"),
+            ca_secret=CA_SECRET_OPTION,
             ca_passphrase=dict(type="str", no_log=True),
             hosts=dict(type="list", elements="str", default=[]),
             serials=dict(type="list", elements="str", default=[]),
@@ -225,16 +253,19 @@ def main():
             crl_valid_for=dict(type="str", default="7d"),
             crl_renew_before=dict(type="str", default="3d"),
         ),
+        mutually_exclusive=[("ca_path", "ca_secret")],
+        required_one_of=[("ca_path", "ca_secret")],
         supports_check_mode=True,
     )
     require_cryptography(module)
-    try:
-        result = run(module.params, module.check_mode)
-    except PKIError as exc:
-        fail_pki(module, exc)
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+
+    def work(store):
+        result = run(module.params, store, module.check_mode)
+        if not module._diff:
+            result.pop("diff")
+        return result
+
+    run_with_ca(module, "ca_path", "ca_secret", work, dry_run=module.check_mode)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ module: rotation_status
 short_description: One report of CAs, node certificates, cert-manager Certificates, keyrings - expiry, stage, next step
 version_added: 0.2.0
 description:
-  - Runs on the CA host (usually the controller). Reads the CA directories and their rotation state files itself,
+  - Runs on the controller. Reads the CA directories (O(ca_paths)) and their rotation state files itself, or takes
+    CAs read where they live by M(securebydefault.pki.ca_info) (O(cas)),
     takes what the nodes reported (O(nodes), gathered by C(playbooks/rotation_status.yml) with
     M(securebydefault.pki.certificate_info) and the keyrings' metadata), and, with O(kubernetes=true), lists
     cert-manager Certificates and keyring Secrets through the API.
@@ -22,11 +23,20 @@ description:
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.k8s
+  - securebydefault.pki.k8s.access
 options:
   ca_paths:
     description: CA directories made by M(securebydefault.pki.cluster_ca).
     type: list
     elements: path
+    default: []
+  cas:
+    description:
+      - CAs read where they live (a designated CA host, a Kubernetes Secret) - the results of
+        M(securebydefault.pki.ca_info), optionally with a C(host) key naming the CA host for the report.
+      - Their CA and CRL items are made from the public material alone.
+    type: list
+    elements: dict
     default: []
   rotation_states:
     description: State files of CA rotations. Unset means C(<CA path>.rotation.json) for each CA that has one.
@@ -138,38 +148,52 @@ def expiry_status(expires, now, warn):
     return "due" if when - now <= warn else "ok"
 
 
-def crl_item(path, now):
+def crl_item(data, where, now):
     """The CA's published CRL, if any: when it must be replaced (peers refuse everything after that)."""
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import read_bytes
 
-    crl_path = os.path.join(path, revocation.CRL)
-    data = read_bytes(crl_path)
     if data is None:
         return None
     summary = revocation.crl_summary(revocation.load_crl(data, "ca_paths"))
     status = expiry_status(summary["next_update"], now, CRL_WARN)
-    return item("crl", "CRL %s (%d revoked)" % (summary["crl_number"], summary["revoked_count"]), crl_path,
+    return item("crl", "CRL %s (%d revoked)" % (summary["crl_number"], summary["revoked_count"]), where,
                 summary["next_update"], status=status,
                 next_action="publish a fresh CRL (playbooks/decommission.yml)" if status != "ok" else None)
 
 
-def ca_items(paths, states, now, warn):
+def one_ca_items(issuer_pem, where, crl_pem, crl_where, now, warn):
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import describe, load_certificate
+
+    info = describe(load_certificate(issuer_pem, "ca_paths"))
+    status = expiry_status(info["not_after"], now, warn)
+    out = [item("ca", info["subject"], where, info["not_after"], status=status,
+                next_action="rotate the CA (role ca_rotation)" if status != "ok" else None)]
+    crl = crl_item(crl_pem, crl_where, now)
+    return out + ([crl] if crl is not None else [])
+
+
+def ca_items(paths, cas, states, now, warn):
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import read_bytes
 
     out = []
     for path in paths:
-        cert = load_certificate(read_public(path, "ca_paths")[0], "ca_paths")
-        info = describe(cert)
-        status = expiry_status(info["not_after"], now, warn)
-        out.append(item("ca", info["subject"], path, info["not_after"], status=status,
-                        next_action="rotate the CA (role ca_rotation)" if status != "ok" else None))
-        crl = crl_item(path, now)
-        if crl is not None:
-            out.append(crl)
+        crl_path = os.path.join(path, revocation.CRL)
+        out += one_ca_items(read_public(path, "ca_paths")[0], path, read_bytes(crl_path), crl_path, now, warn)
+    for index, info in enumerate(cas):
+        public, location = info.get("public") or {}, info.get("location") or {}
+        if not public.get("issuer"):
+            raise PKIError("cas[%d]" % index, "has no public.issuer", "pass what securebydefault.pki.ca_info returned")
+        secret = location.get("secret")
+        where = "Secret %s/%s" % (secret["namespace"], secret["name"]) if secret else str(location.get("path"))
+        if info.get("host"):
+            where = "%s:%s" % (info["host"], where)
+        crl = info.get("crl")
+        out += one_ca_items(public["issuer"], where, crl.encode("ascii") if crl else None, where, now, warn)
     for path in states:
         with open(path) as handle:
             state = json.load(handle)
@@ -261,6 +285,7 @@ def main():
     module = AnsibleModule(argument_spec=dict(
         K8S_CONNECTION_SPEC,
         ca_paths=dict(type="list", elements="path", default=[]),
+        cas=dict(type="list", elements="dict", default=[]),
         rotation_states=dict(type="list", elements="path"),
         nodes=dict(type="list", elements="dict", default=[]),
         kubernetes=dict(type="bool", default=False),
@@ -276,7 +301,7 @@ def main():
         if states is None:
             states = [c.rstrip("/") + ".rotation.json" for c in p["ca_paths"]
                       if os.path.exists(c.rstrip("/") + ".rotation.json")]
-        items = ca_items(p["ca_paths"], states, now, warn) + node_items(p["nodes"], now, warn)
+        items = ca_items(p["ca_paths"], p["cas"], states, now, warn) + node_items(p["nodes"], now, warn)
         if p["kubernetes"]:
             if KUBERNETES_IMPORT_ERROR:
                 raise PKIError("kubernetes", "the kubernetes Python package is missing", "pip install kubernetes")

@@ -1,10 +1,11 @@
 #!/usr/bin/python
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sign_csr: sign a node's CSR on a designated CA host and record it in the CA's ledger.
+"""sign_csr: sign a node's CSR where the CA lives and record it in the CA's ledger.
 
-The CA key is used here and never leaves this host; only the CSR comes in and
-only the certificate goes out. The node's key never comes anywhere near.
+The CA key is used here and never leaves this host (a CA in a Kubernetes Secret
+is decrypted in memory, never on disk); only the CSR comes in and only the
+certificate goes out. The node's key never comes anywhere near.
 """
 from __future__ import annotations
 
@@ -14,15 +15,19 @@ short_description: Sign a node's CSR on the CA host, under the CA's policy, and 
 version_added: 0.2.0
 description:
   - The signing half of M(securebydefault.pki.node_certificate) for a CA that lives on a designated CA host
-    rather than the controller. Delegate it to the CA host. It receives the CSR and the approved names
-    that node_certificate returned, and returns the certificate.
+    (O(ca_path), delegate the task to the CA host) or in a Kubernetes Secret (O(ca_secret), delegate it to a
+    host that reaches the API server, usually C(localhost)). It receives the CSR and the approved names that
+    node_certificate returned, and returns the certificate.
   - The CA is loaded and checked (passphrase, key match, expiry) before every signature. The CSR must name
     exactly O(names), and the names must be inside the CA's name constraints and wildcard policy. O(valid_for)
     must be within the CA's maximum leaf validity. The signature is appended to the CA's ledger under the
-    CA's lock, so parallel jobs signing with one CA are safe.
+    CA's lock (a Secret is updated only if nobody wrote it since it was read, else read again and the entry
+    added again), so parallel jobs signing with one CA are safe.
   - Every call signs a new certificate. The C(node_certificate) role calls it only when node_certificate
     returned a CSR, so the role as a whole stays idempotent.
 author: securebydefault.pki contributors (@securebydefault)
+extends_documentation_fragment:
+  - securebydefault.pki.k8s.access
 attributes:
   check_mode:
     support: full
@@ -32,9 +37,23 @@ attributes:
     description: A new certificate has no before.
 options:
   ca_path:
-    description: The CA directory on the CA host.
+    description:
+      - The CA directory on the CA host.
+      - Exactly one of O(ca_path) and O(ca_secret) is required.
     type: path
-    required: true
+  ca_secret:
+    description:
+      - The Kubernetes Secret that keeps the CA, as O(securebydefault.pki.cluster_ca#module:secret) created it.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
   ca_passphrase:
     description: Passphrase of the CA key. Keep it in Ansible Vault.
     type: str
@@ -65,6 +84,10 @@ options:
     description: Inventory name of the node, recorded in the ledger so that the C(revoke) module can find it.
     type: str
     default: ""
+notes:
+  - A CA kept in a Kubernetes Secret (O(ca_secret)) needs the C(kubernetes) Python client (>= 24) where the task runs,
+    and RBAC permission to C(get) and C(update) that Secret. O(kubeconfig), O(context), O(in_cluster) and
+    O(api_timeout) are used only with O(ca_secret).
 """
 
 EXAMPLES = r"""
@@ -84,6 +107,19 @@ EXAMPLES = r"""
   delegate_to: ca1.example.internal
   when: request.csr is defined
   register: signed
+
+- name: Sign with the CA kept in a Kubernetes Secret (from the controller)
+  securebydefault.pki.sign_csr:
+    ca_secret:
+      namespace: pki
+      name: cluster-a-ca
+    ca_passphrase: "{{ vault_cluster_a_ca_passphrase }}"
+    csr: "{{ request.csr }}"
+    names: "{{ request.identity }}"
+    host: "{{ inventory_hostname }}"
+  delegate_to: localhost
+  when: request.csr is defined
+  register: signed
 """
 
 RETURN = r"""
@@ -99,21 +135,36 @@ serial:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils.ca_location import (
+    CA_SECRET_OPTION, K8S_ACCESS_SPEC, run_with_ca)
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
 
 try:
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.signing import sign_csr
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
 except ImportError:
-    PKIError = ValueError  # require_cryptography() reports the missing library
+    pass  # require_cryptography() reports the missing library
+
+
+def sign(module, store):
+    params = module.params
+    valid_for = parse_duration(params["valid_for"], "valid_for")
+    if module.check_mode:
+        ca_store.load_ca_from(store.read(("ca.crt", "ca.key", "root.crt", "ca.json")), store.where,
+                              params["ca_passphrase"], store.field)
+        return {"changed": True}
+    pem, serial = sign_csr(store, params["ca_passphrase"], params["csr"], params["names"], params["usages"],
+                           valid_for, params["allow_wildcard"], params["host"])
+    return {"changed": True, "certificate": pem, "serial": serial}
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            ca_path=dict(type="path", required=True),
+            K8S_ACCESS_SPEC,
+            ca_path=dict(type="path"),
+            ca_secret=CA_SECRET_OPTION,
             ca_passphrase=dict(type="str", no_log=True),
             csr=dict(type="str", required=True),
             names=dict(type="list", elements="str", required=True),
@@ -122,20 +173,12 @@ def main():
             allow_wildcard=dict(type="bool", default=False),
             host=dict(type="str", default=""),
         ),
+        mutually_exclusive=[("ca_path", "ca_secret")],
+        required_one_of=[("ca_path", "ca_secret")],
         supports_check_mode=True,
     )
     require_cryptography(module)
-    params = module.params
-    try:
-        valid_for = parse_duration(params["valid_for"], "valid_for")
-        if module.check_mode:
-            ca_store.load_ca(params["ca_path"], params["ca_passphrase"])
-            module.exit_json(changed=True)
-        pem, serial = sign_csr(params["ca_path"], params["ca_passphrase"], params["csr"], params["names"],
-                               params["usages"], valid_for, params["allow_wildcard"], params["host"])
-    except (PKIError, ValueError) as exc:
-        fail_pki(module, exc)
-    module.exit_json(changed=True, certificate=pem, serial=serial)
+    run_with_ca(module, "ca_path", "ca_secret", lambda store: sign(module, store))
 
 
 if __name__ == "__main__":

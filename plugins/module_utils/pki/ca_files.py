@@ -7,13 +7,17 @@ the node on every run; reading them as text keeps a run with nothing due
 free of X.509 parsing on the controller. Parsing and every check of the CA
 (passphrase, key match, expiry) happen in ca_store.load_ca, before any
 signature.
+
+A CA kept elsewhere (a Kubernetes Secret) has the same files under the same
+names; the ``*_of`` functions work on such a mapping of name to bytes, and
+``where`` says in messages which CA it is.
 """
 from __future__ import annotations
 
 import datetime
 import json
 import os
-from typing import Dict, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 from .errors import PKIError
 from .timeutil import parse_isoformat
@@ -30,32 +34,65 @@ def check_ca_directory(path: str, field: str = "ca_path") -> None:
                        "restore the CA directory from backup")
 
 
-def read_public(path: str, field: str = "ca_path") -> Tuple[str, str]:
-    """(issuer PEM: issuing CA then root if different, trust bundle PEM: the root)."""
+def check_complete(files: Mapping[str, Optional[bytes]], where: str, field: str, required=REQUIRED) -> None:
+    missing = [n for n in required if files.get(n) is None]
+    if missing:
+        raise PKIError(field, "%s is incomplete, missing %s" % (where, ", ".join(missing)),
+                       "restore the CA from backup, or point %s at the CA cluster_ca created" % field)
+
+
+def read_directory(path: str, names, field: str = "ca_path") -> Dict[str, Optional[bytes]]:
+    """The CA directory's files among ``names`` (None for those absent), after checking it is a CA."""
     check_ca_directory(path, field)
-    with open(os.path.join(path, "ca.crt"), encoding="ascii") as handle:
-        issuing = handle.read()
-    with open(os.path.join(path, "root.crt"), encoding="ascii") as handle:
-        root = handle.read()
+    out: Dict[str, Optional[bytes]] = {}
+    for name in names:
+        try:
+            with open(os.path.join(path, name), "rb") as handle:
+                out[name] = handle.read()
+        except FileNotFoundError:
+            out[name] = None
+    return out
+
+
+def public_of(files: Mapping[str, Optional[bytes]], where: str, field: str = "ca_path") -> Tuple[str, str]:
+    """(issuer PEM: issuing CA then root if different, trust bundle PEM: the root)."""
+    check_complete(files, where, field, ("ca.crt", "root.crt"))
+    issuing = (files["ca.crt"] or b"").decode("ascii", "replace")
+    root = (files["root.crt"] or b"").decode("ascii", "replace")
     if "-----BEGIN CERTIFICATE-----" not in issuing or "-----BEGIN CERTIFICATE-----" not in root:
-        raise PKIError(field, "%s holds no PEM CA certificate" % path, "restore the CA directory from backup")
+        raise PKIError(field, "%s holds no PEM CA certificate" % where, "restore the CA from backup")
     return (issuing if issuing == root else issuing + root), root
 
 
-def read_metadata(path: str, field: str = "ca_path") -> Dict:
+def read_public(path: str, field: str = "ca_path") -> Tuple[str, str]:
+    """(issuer PEM, trust bundle PEM) of a CA directory."""
+    return public_of(read_directory(path, ("ca.crt", "root.crt"), field), path, field)
+
+
+def metadata_of(data: Optional[bytes], where: str, field: str = "ca_path") -> Dict:
     """ca.json: what the CA was created with and its signing policy ({} when absent)."""
+    if data is None:
+        return {}
     try:
-        with open(os.path.join(path, "ca.json"), encoding="utf-8") as handle:
-            return json.load(handle)
+        return json.loads(data.decode("utf-8"))
+    except ValueError:
+        raise PKIError(field, "ca.json of %s is not valid JSON" % where, "restore it from backup") from None
+
+
+def read_metadata(path: str, field: str = "ca_path") -> Dict:
+    try:
+        with open(os.path.join(path, "ca.json"), "rb") as handle:
+            return metadata_of(handle.read(), path, field)
     except FileNotFoundError:
         return {}
-    except ValueError:
-        raise PKIError(field, "%s/ca.json is not valid JSON" % path, "restore it from backup") from None
 
 
 def read_policy(path: str, field: str = "ca_path") -> Dict:
     """The CA's signing policy and expiry from ca.json ({} for a CA without one)."""
-    meta = read_metadata(path, field)
+    return policy_of(read_metadata(path, field))
+
+
+def policy_of(meta: Dict) -> Dict:
     policy = dict(meta.get("policy") or {})
     if meta.get("not_after"):
         policy["not_after"] = meta["not_after"]

@@ -9,6 +9,14 @@ Layout (directory 0700, keys 0600)::
     root.crt  trust anchor (same certificate as ca.crt without an intermediate)
     root.key  root key, only with an intermediate
     ca.json   policy and what the CA was created with
+
+The same files can live as keys of one Kubernetes Secret (k8s/ca_secret.py).
+Code that signs, records or revokes talks to a *store* - DirectoryStore here,
+SecretStore there - with one small interface: ``read`` the files, ``create``
+a new CA, ``update`` files under the store's exclusion (a flock on the
+directory; the Secret's resourceVersion), ``record`` a ledger entry. A store
+made with ``dry_run`` checks but writes nothing (a Secret store sends the API
+server's dry run).
 """
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
 try:
     from cryptography import x509
@@ -27,13 +35,17 @@ except ImportError:  # modules report it through module_support.require_cryptogr
 
 from .authority import CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate
 from .bundle import certificate_pem, describe, load_certificate
-from .ca_files import check_ca_directory, read_metadata  # noqa: F401 - read_metadata re-exported
+from . import files as fs
+from . import ledger
+from .ca_files import check_complete, metadata_of, read_directory
 from .errors import PKIError
-from .files import read_bytes
 from .keys import KeySpec, generate_private_key, load_private_key, private_key_pem, spec_of_key
 from .timeutil import isoformat, not_valid_after, utcnow
 
 FORMAT_VERSION = 1
+# Every file a CA can have; revoked.json and crl.pem come with the first revocation.
+CA_FILES = ("ca.crt", "ca.key", "root.crt", "root.key", "ca.json", "revoked.json", "crl.pem", ledger.LEDGER)
+_PRIVATE = ("ca.key", "root.key", "revoked.json", ledger.LEDGER)
 
 
 @dataclass(frozen=True)
@@ -113,13 +125,22 @@ def load_ca(path: str, passphrase: Optional[str], field: str = "ca_path",
             passphrase_field: str = "ca_passphrase", check: bool = True,
             now: Optional[datetime.datetime] = None) -> CertificateAuthority:
     """Load and validate a CA directory; every problem is a PKIError naming the option."""
-    check_ca_directory(path, field)
-    cert = load_certificate(read_bytes(os.path.join(path, "ca.crt")), "%s/ca.crt" % path)
-    root = load_certificate(read_bytes(os.path.join(path, "root.crt")), "%s/root.crt" % path)
-    meta = read_metadata(path)
-    key_data = read_bytes(os.path.join(path, "ca.key")) or b""
+    ca = load_ca_from(read_directory(path, ("ca.crt", "ca.key", "root.crt", "ca.json"), field), path, passphrase,
+                      field, passphrase_field, check, now)
+    ca.path = path
+    return ca
+
+
+def load_ca_from(files: Mapping[str, Optional[bytes]], where: str, passphrase: Optional[str],
+                 field: str = "ca_path", passphrase_field: str = "ca_passphrase", check: bool = True,
+                 now: Optional[datetime.datetime] = None) -> CertificateAuthority:
+    """Load and validate a CA from its files, wherever they are kept (``where`` names it in messages)."""
+    check_complete(files, where, field)
+    cert = load_certificate(files["ca.crt"], "%s: ca.crt" % where)
+    root = load_certificate(files["root.crt"], "%s: root.crt" % where)
+    meta = metadata_of(files.get("ca.json"), where, field)
     try:
-        key = load_private_key(key_data, passphrase, "%s/ca.key" % path)
+        key = load_private_key(files["ca.key"] or b"", passphrase, "%s: ca.key" % where)
     except PKIError as exc:
         raise PKIError(passphrase_field if "passphrase" in exc.problem else exc.field, exc.problem, exc.fix) from None
     policy_meta = meta.get("policy") or {}
@@ -127,11 +148,60 @@ def load_ca(path: str, passphrase: Optional[str], field: str = "ca_path",
         max_validity=datetime.timedelta(seconds=int(policy_meta.get("max_leaf_validity", 397 * 86400))),
         allow_wildcard=bool(policy_meta.get("allow_wildcard", False)))
     same = cert == root
-    ca = CertificateAuthority(key=key, certificate=cert, chain=[], root=cert if same else root, policy=policy,
-                              path=path)
+    ca = CertificateAuthority(key=key, certificate=cert, chain=[], root=cert if same else root, policy=policy)
     if check:
         ca.check_usable(now, field)
     return ca
+
+
+# A change to a CA's files: given what they are now (name -> bytes, None when absent), the files to write.
+Change = Callable[[Dict[str, Optional[bytes]]], Dict[str, bytes]]
+
+
+class DirectoryStore:
+    """A CA directory on this host; writers are serialized by ledger.ca_lock."""
+
+    def __init__(self, path: str, field: str = "ca_path", dry_run: bool = False) -> None:
+        self.path = path
+        self.where = path
+        self.field = field
+        self.dry_run = dry_run
+
+    def exists(self) -> bool:
+        return ca_exists(self.path)
+
+    def read(self, names: Iterable[str] = CA_FILES) -> Dict[str, Optional[bytes]]:
+        return read_directory(self.path, names, self.field)
+
+    def check_creatable(self) -> None:
+        path = self.path
+        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+            raise PKIError(self.field, "%s exists and is not an empty directory or a CA" % path,
+                           "choose another path for the CA")
+        fs.check_destination(os.path.join(path, "ca.crt"), self.field)
+
+    def create(self, files: Dict[str, bytes]) -> bool:
+        """Write a new CA; False when another run created one first (load that one instead)."""
+        self.check_creatable()
+        if not self.dry_run:
+            write_new_ca(self.path, files)
+        return True
+
+    def update(self, change: Change, names: Iterable[str] = CA_FILES) -> Dict[str, bytes]:
+        """Apply ``change`` under the CA lock; each file is replaced atomically, in the order given."""
+        if self.dry_run:
+            return change(self.read(names))
+        with ledger.ca_lock(self.path):
+            written = change(self.read(names))
+            for name, data in written.items():
+                mode = 0o600 if name in _PRIVATE else 0o644
+                fs.atomic_write(fs.FileSpec(os.path.join(self.path, name), mode), data)
+        return written
+
+    def record(self, entry: Dict) -> None:
+        """Add a signature to the ledger (appended under the lock, never rewritten)."""
+        if not self.dry_run:
+            ledger.append(self.path, entry)
 
 
 def ca_summary(ca: CertificateAuthority, path: str) -> Dict:

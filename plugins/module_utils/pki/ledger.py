@@ -8,6 +8,10 @@ exclusive ``flock`` on ``<CA>/.lock`` and fsynced, so concurrent playbook runs
 and job slices signing with one CA never lose or interleave entries. A line
 torn by a killed process (no newline at the end) is skipped by readers and
 reported, never rewritten. Standard library only.
+
+A CA kept in a Kubernetes Secret has the same lines under the Secret's
+``ledger.jsonl`` key; ``parse`` and ``appended`` work on those bytes, and the
+Secret's resourceVersion takes the place of the lock (k8s/ca_secret.py).
 """
 from __future__ import annotations
 
@@ -33,8 +37,19 @@ def ca_lock(path: str) -> Iterator[None]:
         os.close(fd)
 
 
+def line_of(entry: Dict) -> bytes:
+    return (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def appended(existing: bytes, entry: Dict) -> bytes:
+    """The ledger ``existing`` with ``entry`` added (a torn last line stays torn, on a line of its own)."""
+    if existing and not existing.endswith(b"\n"):
+        existing += b"\n"
+    return existing + line_of(entry)
+
+
 def append(path: str, entry: Dict) -> None:
-    line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+    line = line_of(entry)
     with ca_lock(path):
         fd = os.open(os.path.join(path, LEDGER), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -52,13 +67,17 @@ def append(path: str, entry: Dict) -> None:
 
 def read(path: str) -> Tuple[List[Dict], List[int]]:
     """(entries, line numbers that could not be read)."""
-    entries, bad = [], []
     try:
         with open(os.path.join(path, LEDGER), "rb") as handle:
-            lines = handle.read().split(b"\n")
+            return parse(handle.read())
     except FileNotFoundError:
-        return entries, bad
-    for number, raw in enumerate(lines, 1):
+        return [], []
+
+
+def parse(data: bytes) -> Tuple[List[Dict], List[int]]:
+    """(entries, line numbers that could not be read) of ledger bytes."""
+    entries, bad = [], []
+    for number, raw in enumerate(data.split(b"\n"), 1):
         if not raw.strip():
             continue
         try:

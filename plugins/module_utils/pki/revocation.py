@@ -2,14 +2,16 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Revocation on the CA host: which certificates the CA has revoked, and the CRL that says so.
 
-Two files in the CA directory, both written under the CA lock (ledger.ca_lock)::
+Two files of the CA (its directory, or keys of its Kubernetes Secret), written under the
+store's exclusion (ca_store.DirectoryStore / k8s.ca_secret.SecretStore)::
 
     revoked.json  {"format": 1, "crl_number": N, "revoked": [{serial, host, subject, names,
                    not_after, revoked_at, reason}, ...]}  - the record; the CRL is made from it
     crl.pem       the CRL, signed by the issuing CA key: every revoked serial with its date and
                   reason, CRL number N, the authority key identifier, thisUpdate and nextUpdate
 
-The record is written first, the CRL second, each atomically. A run killed between the two
+In a directory the record is written first, the CRL second, each atomically (a Secret takes
+both in one conditional update). A run killed between the two
 leaves a CRL that no longer matches the record, and the next run publishes a new one with a
 higher number: CRL numbers only ever grow. Certificates are chosen from the ledger of
 signatures (by inventory host or by serial), so an operator never has to find serials by hand.
@@ -29,6 +31,7 @@ except ImportError:  # modules report it through module_support.require_cryptogr
     pass
 
 from . import files as fs
+from . import ledger
 from .authority import BACKDATE
 from .errors import PKIError
 from .keys import signature_hash_for
@@ -61,8 +64,8 @@ def empty_state() -> Dict:
     return {"format": FORMAT, "crl_number": 0, "revoked": []}
 
 
-def read_state(ca_path: str) -> Dict:
-    data = fs.read_bytes(os.path.join(ca_path, STATE))
+def state_of(data: Optional[bytes], where: str, field_name: str = "ca_path") -> Dict:
+    """The revocation record from revoked.json's bytes (None: nothing revoked yet)."""
     if data is None:
         return empty_state()
     try:
@@ -71,14 +74,22 @@ def read_state(ca_path: str) -> Dict:
             raise ValueError("format")
         int(state["crl_number"])
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise PKIError("ca_path", "%s is not a revocation record this collection wrote"
-                       % os.path.join(ca_path, STATE), "restore it from backup; never edit it by hand") from None
+        raise PKIError(field_name, "%s of %s is not a revocation record this collection wrote" % (STATE, where),
+                       "restore it from backup; never edit it by hand") from None
     return state
+
+
+def read_state(ca_path: str) -> Dict:
+    return state_of(fs.read_bytes(os.path.join(ca_path, STATE)), ca_path)
+
+
+def serials_of(state: Dict) -> List[str]:
+    return sorted({entry["serial"] for entry in state["revoked"]})
 
 
 def revoked_serials(ca_path: str) -> List[str]:
     """Serials the CA has revoked (standard library only: node_certificate calls it on every run)."""
-    return sorted({entry["serial"] for entry in read_state(ca_path)["revoked"]})
+    return serials_of(read_state(ca_path))
 
 
 @dataclass
@@ -96,7 +107,7 @@ class RevocationPlan:
 
 
 def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Iterable[str], allow_unlisted: bool,
-            now: datetime.datetime, ca_path: str) -> List[Dict]:
+            now: datetime.datetime, where: str) -> List[Dict]:
     """Ledger entries (or bare serials) to revoke; unknown hosts and serials are errors, not no-ops."""
     chosen: Dict[str, Dict] = {}
     by_serial = {}
@@ -107,7 +118,7 @@ def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Itera
         entries = [e for e in ledger_entries if e.get("host") == host]
         if not entries:
             known = sorted({e.get("host") for e in ledger_entries if e.get("host")})
-            raise PKIError("hosts", "the ledger of %s lists no certificate for host %r" % (ca_path, host),
+            raise PKIError("hosts", "the ledger of %s lists no certificate for host %r" % (where, host),
                            "use the inventory name the certificate was issued to (the ledger knows: %s)"
                            % (", ".join(known[:20]) or "no hosts yet"))
         for entry in entries:
@@ -124,7 +135,7 @@ def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Itera
         elif allow_unlisted:
             chosen[serial] = {"serial": serial}
         else:
-            raise PKIError("serials", "serial %s is not in the ledger of %s" % (serial, ca_path),
+            raise PKIError("serials", "serial %s is not in the ledger of %s" % (serial, where),
                            "check the serial (certificate_info reports it); a certificate signed before the "
                            "ledger existed can be revoked with allow_unlisted: true")
     return [dict(chosen[s], serial=s) for s in sorted(chosen)]
@@ -182,16 +193,17 @@ def publish_reasons(existing: Optional[bytes], ca, state: Dict, now: datetime.da
     return reasons
 
 
-def plan(ca, ca_path: str, ledger_entries: Sequence[Dict], hosts: Sequence[str], serials: Sequence[str],
+def plan(ca, where: str, files: Dict[str, Optional[bytes]], hosts: Sequence[str], serials: Sequence[str],
          reason: str, now: datetime.datetime, renew_before: datetime.timedelta,
          allow_unlisted: bool = False) -> RevocationPlan:
-    """Decide everything without writing: check mode reports exactly this."""
+    """Decide everything from the CA's files (ledger, record, CRL) without writing: check mode reports this."""
     if reason not in REASONS:
         raise PKIError("reason", "unknown reason %r" % reason, "use one of %s" % ", ".join(REASONS))
-    before = read_state(ca_path)
+    before = state_of(files.get(STATE), where)
+    ledger_entries = ledger.parse(files.get(ledger.LEDGER) or b"")[0]
     already = {e["serial"] for e in before["revoked"]}
     newly = []
-    for entry in _select(ledger_entries, hosts, serials, allow_unlisted, now, ca_path):
+    for entry in _select(ledger_entries, hosts, serials, allow_unlisted, now, where):
         if entry["serial"] in already:
             continue
         newly.append({"serial": entry["serial"], "host": entry.get("host", ""), "subject": entry.get("subject", ""),
@@ -200,7 +212,7 @@ def plan(ca, ca_path: str, ledger_entries: Sequence[Dict], hosts: Sequence[str],
     after = {"format": FORMAT, "crl_number": int(before["crl_number"]), "revoked": before["revoked"] + newly}
     reasons = ["revoking %s" % ", ".join("%s (%s)" % (e["serial"], e["host"] or "unlisted") for e in newly)] \
         if newly else []
-    reasons += publish_reasons(fs.read_bytes(os.path.join(ca_path, CRL)), ca, after, now, renew_before)
+    reasons += publish_reasons(files.get(CRL), ca, after, now, renew_before)
     if reasons:
         after["crl_number"] = int(before["crl_number"]) + 1
     return RevocationPlan(newly_revoked=newly, crl_reasons=reasons, before=before, after=after)
@@ -230,16 +242,30 @@ def build_crl(ca, state: Dict, now: datetime.datetime, valid_for: datetime.timed
     return builder.sign(ca.key, signature_hash_for(ca.key))
 
 
-def apply(ca, ca_path: str, revocation: RevocationPlan, now: datetime.datetime,
-          valid_for: datetime.timedelta) -> bytes:
-    """Write the record, then the CRL (call under ledger.ca_lock). Returns the CRL as PEM."""
+def render(ca, revocation: RevocationPlan, now: datetime.datetime, valid_for: datetime.timedelta) -> Dict[str, bytes]:
+    """The record, then the CRL as PEM: the files to write, in the order to write them."""
     from cryptography.hazmat.primitives import serialization
 
     pem = build_crl(ca, revocation.after, now, valid_for).public_bytes(serialization.Encoding.PEM)
     state = (json.dumps(revocation.after, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    fs.atomic_write(fs.FileSpec(os.path.join(ca_path, STATE), 0o600), state)
-    fs.atomic_write(fs.FileSpec(os.path.join(ca_path, CRL), 0o644), pem)
-    return pem
+    return {STATE: state, CRL: pem}
+
+
+def revoke(store, ca, hosts: Sequence[str], serials: Sequence[str], reason: str, now: datetime.datetime,
+           renew_before: datetime.timedelta, valid_for: datetime.timedelta,
+           allow_unlisted: bool = False) -> Tuple[RevocationPlan, Optional[bytes]]:
+    """Decide and write under the store's exclusion; returns (the plan, the CRL now published or None)."""
+    outcome: Dict = {}
+
+    def change(files):
+        decided = plan(ca, store.where, files, hosts, serials, reason, now, renew_before, allow_unlisted)
+        written = render(ca, decided, now, valid_for) if decided.changed else {}
+        # a dry run reports the CRL that is published, not the one it would publish
+        outcome.update(decided=decided, crl=files.get(CRL) if store.dry_run else written.get(CRL, files.get(CRL)))
+        return written
+
+    store.update(change, (ledger.LEDGER, STATE, CRL))
+    return outcome["decided"], outcome["crl"]
 
 
 def crl_summary(crl) -> Dict:

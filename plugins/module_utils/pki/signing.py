@@ -1,32 +1,40 @@
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Signing a node's CSR on the CA host, and recording it in the CA's ledger.
+"""Signing a node's CSR where the CA lives, and recording it in the CA's ledger.
 
-One function for both places a CA can live: the controller (node_certificate's
-action plugin calls it in-process) and a designated CA host (the sign_csr
-module calls it there). The CA is loaded and fully checked (passphrase, key
-match, expiry) and the CSR is held to the CA's policy and name constraints
-before every signature. The ledger entry is written before the certificate
-leaves the CA host, because decommissioning needs every signature.
+One function for every place a CA can live: the controller (node_certificate's
+action plugin calls it in-process), a designated CA host (the sign_csr module
+calls it there) and a Kubernetes Secret (sign_csr with ca_secret: the key is
+decrypted in memory on the host that runs the task, never written to disk).
+The CA is loaded and fully checked (passphrase, key match, expiry) and the CSR
+is held to the CA's policy and name constraints before every signature. The
+ledger entry is recorded before the certificate is returned, because
+decommissioning needs every signature.
 """
 from __future__ import annotations
 
 import datetime
 from typing import Optional, Sequence, Tuple
 
-from . import ca_store, ledger
+from . import ca_store
 from .bundle import certificate_pem
 from .errors import PKIError
 from .identity import build_identity
 from .timeutil import isoformat, not_valid_after, utcnow
 
 
-def sign_csr(ca_path: str, passphrase: Optional[str], csr_pem: str, names: Sequence[str], usages: Sequence[str],
+def sign_csr(store, passphrase: Optional[str], csr_pem: str, names: Sequence[str], usages: Sequence[str],
              valid_for: datetime.timedelta, allow_wildcard: bool, host: str = "") -> Tuple[str, str]:
-    """Sign the CSR for exactly ``names``; returns (certificate PEM, serial in hex as the ledger has it)."""
+    """Sign the CSR for exactly ``names`` with the CA in ``store`` (a path means a CA directory).
+
+    Returns (certificate PEM, serial in hex as the ledger has it).
+    """
     from cryptography import x509
 
-    ca = ca_store.load_ca(ca_path, passphrase)
+    if isinstance(store, str):
+        store = ca_store.DirectoryStore(store)
+    ca = ca_store.load_ca_from(store.read(("ca.crt", "ca.key", "root.crt", "ca.json")), store.where, passphrase,
+                               store.field)
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
     except ValueError as exc:
@@ -35,7 +43,7 @@ def sign_csr(ca_path: str, passphrase: Optional[str], csr_pem: str, names: Seque
     identity = build_identity(list(names), "names", allow_wildcard)
     cert = ca.sign(csr, identity, usages, valid_for)
     serial = format(cert.serial_number, "x")
-    ledger.append(ca_path, {
+    store.record({
         "serial": serial, "subject": cert.subject.rfc4514_string(),
         "names": list(names), "not_after": isoformat(not_valid_after(cert)), "host": host,
         "issued_at": isoformat(utcnow())})

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from cryptography import x509
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger, revocation
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store, ledger, revocation
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import build_csr
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import certificate_pem
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
@@ -33,10 +33,10 @@ def issue(ca, host, valid_for=30 * DAY, now=None):
 
 def run(ca, hosts=(), serials=(), now=None, renew_before=3 * DAY, valid_for=7 * DAY, **kwargs):
     now = now or utcnow().replace(microsecond=0)
-    decided = revocation.plan(ca, ca.path, ledger.read(ca.path)[0], list(hosts), list(serials),
-                              kwargs.pop("reason", "cessation_of_operation"), now, renew_before, **kwargs)
-    pem = revocation.apply(ca, ca.path, decided, now, valid_for) if decided.changed else None
-    return decided, pem
+    decided, pem = revocation.revoke(ca_store.DirectoryStore(ca.path), ca, list(hosts), list(serials),
+                                     kwargs.pop("reason", "cessation_of_operation"), now, renew_before, valid_for,
+                                     **kwargs)
+    return decided, pem if decided.changed else None
 
 
 def openssl_verify_crl(ca, cert, tmp_path):

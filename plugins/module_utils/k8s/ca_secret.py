@@ -1,0 +1,132 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A CA kept in one Kubernetes Secret, for controllers that do not last (AWX/Tower execution environments).
+
+The Secret holds the files a CA directory would hold, under the same names
+(``ca.crt``, ``ca.key``, ``root.crt``, ``root.key``, ``ca.json``,
+``ledger.jsonl``, ``revoked.json``, ``crl.pem``); ``ca.key`` stays encrypted
+with the CA passphrase, so reading the Secret is not enough to sign. The key
+is decrypted in memory by the task that signs and never written to disk.
+
+Writers are serialized by the API server instead of a file lock: every write
+is a PUT carrying the resourceVersion that was read, so a concurrent writer
+makes it fail with 409 Conflict and it is redone from the Secret as it is now.
+Two job slices that sign at once therefore both land in the ledger, and a
+revocation never loses a signature recorded meanwhile. A Secret is written
+whole or not at all, so a killed run cannot tear it. Creation is a POST,
+which fails if another run created the CA first; that CA is then used.
+
+Secrets are limited to 1 MiB; each ledger line takes ~300 bytes, so a CA
+here records about 3000 signatures before the API server refuses the write
+(the task then fails, nothing is lost). Long-lived fleets with that many
+renewals keep the CA in a directory on a CA host instead.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from typing import Dict, Iterable, Optional, Tuple
+
+from ..pki import ledger
+from ..pki.ca_store import CA_FILES, Change
+from ..pki.errors import PKIError
+from .client import MANAGED_BY, Kube, namespaced_path
+
+# Marks the Secret as a CA this collection keeps; a Secret without it is never written.
+CA_LABEL = "pki.securebydefault.io/certificate-authority"
+ATTEMPTS = 25
+
+
+class SecretStore:
+    """The CA in Secret ``namespace``/``name``; same interface as ca_store.DirectoryStore."""
+
+    def __init__(self, kube: Kube, namespace: str, name: str, field: str = "ca_secret",
+                 dry_run: bool = False) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.name = name
+        self.field = field
+        self.dry_run = dry_run
+        self.where = "Secret %s/%s" % (namespace, name)
+        self.path = namespaced_path("v1", "secrets", namespace, name)
+        self.conflicts = 0  # how many writes were redone after another writer's
+
+    # -- reading
+    def _get(self) -> Optional[Dict]:
+        secret = self.kube.get(self.path)
+        if secret is not None and CA_LABEL not in ((secret.get("metadata") or {}).get("labels") or {}):
+            raise PKIError(self.field, "%s exists but is not a CA this collection keeps (no label %s)"
+                           % (self.where, CA_LABEL),
+                           "choose another Secret name; an existing Secret is never taken over")
+        return secret
+
+    def _files(self, secret: Dict, names: Iterable[str]) -> Dict[str, Optional[bytes]]:
+        data = secret.get("data") or {}
+        try:
+            return {n: (base64.b64decode(data[n]) if n in data else None) for n in names}
+        except ValueError:
+            raise PKIError(self.field, "%s holds data that is not base64" % self.where,
+                           "restore the Secret from backup") from None
+
+    def exists(self) -> bool:
+        return self._get() is not None
+
+    def read(self, names: Iterable[str] = CA_FILES) -> Dict[str, Optional[bytes]]:
+        return self._read(names)[0]
+
+    def _read(self, names: Iterable[str]) -> Tuple[Dict[str, Optional[bytes]], Dict]:
+        secret = self._get()
+        if secret is None:
+            raise PKIError(self.field, "there is no CA in %s" % self.where,
+                           "create it first (cluster_ca with secret), or fix the namespace/name")
+        return self._files(secret, names), secret
+
+    # -- writing
+    def check_creatable(self) -> None:
+        pass  # the namespace and RBAC are checked by the API server (a dry run in check mode)
+
+    def create(self, files: Dict[str, bytes]) -> bool:
+        """POST a new Secret; False when another run created it first (load that one instead)."""
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": self.name, "namespace": self.namespace,
+                             "labels": dict(MANAGED_BY, **{CA_LABEL: "true"})},
+                "data": {n: base64.b64encode(v).decode("ascii") for n, v in files.items()}}
+        status, reply = self.kube.request("POST", namespaced_path("v1", "secrets", self.namespace), body=body,
+                                          query={"dryRun": "All"} if self.dry_run else None)
+        if status == 409:
+            return False
+        if status == 404:
+            raise PKIError(self.field, "cannot create %s: %s" % (self.where, (reply or {}).get("message")),
+                           "create the namespace %s first" % self.namespace)
+        self.kube.check(status, reply, "create", self.path, self.field)
+        return True
+
+    def update(self, change: Change, names: Iterable[str] = CA_FILES) -> Dict[str, bytes]:
+        """Read, apply ``change``, PUT with the resourceVersion read; on 409 start again from the new Secret."""
+        names = tuple(names)
+        for attempt in range(ATTEMPTS):
+            files, secret = self._read(names)
+            written = change(files)
+            if not written:
+                return written
+            body = json.loads(json.dumps(secret))
+            body["metadata"].pop("managedFields", None)  # resourceVersion stays: it is the precondition
+            data = body.setdefault("data", {})
+            for name, value in written.items():
+                data[name] = base64.b64encode(value).decode("ascii")
+            status, reply = self.kube.request("PUT", self.path, body=body,
+                                              query={"dryRun": "All"} if self.dry_run else None)
+            if status != 409:
+                self.kube.check(status, reply, "update", self.path, self.field)
+                return written
+            self.conflicts += 1
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the other writer finish
+        raise PKIError(self.field, "%s was changed by other writers %d times in a row" % (self.where, ATTEMPTS),
+                       "run the task again; it starts from the Secret as it is then")
+
+    def record(self, entry: Dict) -> None:
+        """Append a signature to the Secret's ledger (re-appended to the newer ledger after a conflict)."""
+        self.update(lambda files: {ledger.LEDGER: ledger.appended(files.get(ledger.LEDGER) or b"", entry)},
+                    (ledger.LEDGER,))
