@@ -24,6 +24,7 @@ description:
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.k8s.access
+  - securebydefault.pki.ca_secret.secret
 attributes:
   check_mode:
     support: full
@@ -37,19 +38,6 @@ options:
       - The CA directory on the CA host.
       - Exactly one of O(path) and O(secret) is required.
     type: path
-  secret:
-    description:
-      - The Kubernetes Secret that keeps the CA, as O(securebydefault.pki.cluster_ca#module:secret) created it.
-    type: dict
-    suboptions:
-      namespace:
-        description: Namespace of the Secret.
-        type: str
-        required: true
-      name:
-        description: Name of the Secret.
-        type: str
-        required: true
   trust_also:
     description:
       - Further CA directories on the CA host whose roots join the trust bundle (CA rotation, trust both).
@@ -57,10 +45,6 @@ options:
     type: list
     elements: path
     default: []
-notes:
-  - A CA kept in a Kubernetes Secret (O(secret)) needs the C(kubernetes) Python client (>= 24) where the task runs,
-    and RBAC permission to C(get) that Secret. O(kubeconfig), O(context), O(in_cluster) and
-    O(api_timeout) are used only with O(secret).
 """
 
 EXAMPLES = r"""

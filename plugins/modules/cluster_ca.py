@@ -33,33 +33,20 @@ description:
     encrypted with O(passphrase). It is created in one request (two runs racing both end with the same CA) and
     only ever changed by updates that the API server refuses if the Secret changed since it was read. A Secret
     that exists without this collection's label is never taken over. Check mode is the API server's dry run.
+    M(securebydefault.pki.ca_info), M(securebydefault.pki.sign_csr) and M(securebydefault.pki.revoke) take the
+    same Secret; the roles take it as C(cluster_ca_secret), C(node_certificate_ca_secret) and C(revoke_ca_secret).
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.attributes
   - securebydefault.pki.attributes.key
   - securebydefault.pki.k8s.access
+  - securebydefault.pki.ca_secret.secret
 options:
   path:
     description:
       - Directory of the CA on the CA host. Created with mode 0700.
       - Exactly one of O(path) and O(secret) is required.
     type: path
-  secret:
-    description:
-      - Keep the CA in this Kubernetes Secret instead of a directory. The namespace must exist.
-      - M(securebydefault.pki.ca_info), M(securebydefault.pki.sign_csr) and M(securebydefault.pki.revoke) take
-        the same Secret; the roles take it as C(cluster_ca_secret), C(node_certificate_ca_secret) and
-        C(revoke_ca_secret).
-    type: dict
-    suboptions:
-      namespace:
-        description: Namespace of the Secret.
-        type: str
-        required: true
-      name:
-        description: Name of the Secret.
-        type: str
-        required: true
   common_name:
     description: Subject common name of the CA, e.g. C(cluster-a CA).
     type: str
@@ -124,10 +111,6 @@ options:
     type: str
     choices: [fail, keep]
     default: fail
-notes:
-  - A CA kept in a Kubernetes Secret (O(secret)) needs the C(kubernetes) Python client (>= 24) where the task runs,
-    and RBAC permission to C(get), C(create) and C(update) that Secret. O(kubeconfig), O(context), O(in_cluster) and
-    O(api_timeout) are used only with O(secret).
 """
 
 EXAMPLES = r"""

@@ -28,6 +28,7 @@ description:
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.k8s.access
+  - securebydefault.pki.ca_secret
 attributes:
   check_mode:
     support: full
@@ -41,19 +42,6 @@ options:
       - The CA directory on the CA host.
       - Exactly one of O(ca_path) and O(ca_secret) is required.
     type: path
-  ca_secret:
-    description:
-      - The Kubernetes Secret that keeps the CA, as O(securebydefault.pki.cluster_ca#module:secret) created it.
-    type: dict
-    suboptions:
-      namespace:
-        description: Namespace of the Secret.
-        type: str
-        required: true
-      name:
-        description: Name of the Secret.
-        type: str
-        required: true
   ca_passphrase:
     description: Passphrase of the CA key. Keep it in Ansible Vault.
     type: str
@@ -84,10 +72,6 @@ options:
     description: Inventory name of the node, recorded in the ledger so that the C(revoke) module can find it.
     type: str
     default: ""
-notes:
-  - A CA kept in a Kubernetes Secret (O(ca_secret)) needs the C(kubernetes) Python client (>= 24) where the task runs,
-    and RBAC permission to C(get) and C(update) that Secret. O(kubeconfig), O(context), O(in_cluster) and
-    O(api_timeout) are used only with O(ca_secret).
 """
 
 EXAMPLES = r"""
