@@ -241,9 +241,7 @@ def ensure(module, store):
     if params["path"]:
         result["path"] = params["path"]
     if not store.exists():
-        store.check_creatable()
-        files = ca_store.build_ca_files(settings, passphrase)
-        if store.create(files):
+        if store.create(ca_store.build_ca_files(settings, passphrase)):
             result.update(changed=True, reasons=["no CA in %s yet" % where])
             if module._diff:
                 result["diff"] = {"before": {}, "after": {"common_name": settings.common_name,
@@ -251,7 +249,7 @@ def ensure(module, store):
             if module.check_mode:
                 return result
         # else another run created the CA between our look and our create: check that one like any other
-    files = store.read(("ca.crt", "ca.key", "root.crt", "ca.json"))
+    files = store.read(ca_store.LOAD_FILES)
     ca = ca_store.load_ca_from(files, where, passphrase, field=store.field, passphrase_field="passphrase")
     if not result["changed"]:
         differences = ca_store.settings_differences(ca, settings)

@@ -201,8 +201,7 @@ def run(params, store, check_mode):
     for index, serial in enumerate(params["serials"]):
         revocation.normalize_serial(serial, "serials[%d]" % index)
     # passphrase, key match and expiry, before anything
-    ca = ca_store.load_ca_from(store.read(("ca.crt", "ca.key", "root.crt", "ca.json")), store.where,
-                               params["ca_passphrase"], store.field)
+    ca = ca_store.load_ca_in(store, params["ca_passphrase"])
     now = utcnow().replace(microsecond=0)
     decided, pem = revocation.revoke(store, ca, params["hosts"], params["serials"], params["reason"], now,
                                      renew_before, crl_valid_for, params["allow_unlisted"])

@@ -135,8 +135,7 @@ def sign(module, store):
     params = module.params
     valid_for = parse_duration(params["valid_for"], "valid_for")
     if module.check_mode:
-        ca_store.load_ca_from(store.read(("ca.crt", "ca.key", "root.crt", "ca.json")), store.where,
-                              params["ca_passphrase"], store.field)
+        ca_store.load_ca_in(store, params["ca_passphrase"])
         return {"changed": True}
     pem, serial = sign_csr(store, params["ca_passphrase"], params["csr"], params["names"], params["usages"],
                            valid_for, params["allow_wildcard"], params["host"])

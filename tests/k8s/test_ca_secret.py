@@ -123,10 +123,21 @@ def test_a_write_that_lost_the_race_is_redone_on_the_newer_secret(control_plane,
             return {ledger.LEDGER: ledger.appended(files.get(ledger.LEDGER) or b"", {"serial": "51", "host": "slow"})}
 
         slow.update(append_slowly, (ledger.LEDGER,))
+        assert attempts == [0, 1] and slow.conflicts == 1 and fast.conflicts == 0
         entries, torn = ledger.parse(slow.read((ledger.LEDGER,))[ledger.LEDGER])
+        # signing reads the CA, then records: the record is one PUT on the Secret just read, no second GET
+        calls = kube.calls
+        slow.record({"serial": "52", "host": "slow"})
+        assert kube.calls - calls == 1 and slow.conflicts == 1
+        # and a record after another writer's is a 409, a fresh read and the PUT again
+        fast.record({"serial": "f2", "host": "fast"})
+        calls = kube.calls
+        slow.record({"serial": "53", "host": "slow"})
+        assert kube.calls - calls == 3 and slow.conflicts == 2
+        final = ledger.parse(fast.read((ledger.LEDGER,))[ledger.LEDGER])[0]
+        assert [e["serial"] for e in final] == ["f1", "51", "52", "f2", "53"]
     finally:
         kube.close()
-    assert attempts == [0, 1] and slow.conflicts == 1 and fast.conflicts == 0
     assert [e["host"] for e in entries] == ["fast", "slow"] and torn == []
 
 

@@ -52,6 +52,9 @@ class SecretStore:
         self.where = "Secret %s/%s" % (namespace, name)
         self.path = namespaced_path("v1", "secrets", namespace, name)
         self.conflicts = 0  # how many writes were redone after another writer's
+        # The Secret as this task last read it: an update tries it first instead of reading again
+        # (signing reads the CA, then records), and a 409 says when it is stale.
+        self._last_read: Optional[Dict] = None
 
     # -- reading
     def _get(self) -> Optional[Dict]:
@@ -81,12 +84,10 @@ class SecretStore:
         if secret is None:
             raise PKIError(self.field, "there is no CA in %s" % self.where,
                            "create it first (cluster_ca with secret), or fix the namespace/name")
+        self._last_read = secret
         return self._files(secret, names), secret
 
-    # -- writing
-    def check_creatable(self) -> None:
-        pass  # the namespace and RBAC are checked by the API server (a dry run in check mode)
-
+    # -- writing (the namespace and RBAC are checked by the API server, a dry run in check mode)
     def create(self, files: Dict[str, bytes]) -> bool:
         """POST a new Secret; False when another run created it first (load that one instead)."""
         body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -107,7 +108,11 @@ class SecretStore:
         """Read, apply ``change``, PUT with the resourceVersion read; on 409 start again from the new Secret."""
         names = tuple(names)
         for attempt in range(ATTEMPTS):
-            files, secret = self._read(names)
+            secret, self._last_read = self._last_read, None
+            if secret is None:
+                files, secret = self._read(names)
+            else:
+                files = self._files(secret, names)
             written = change(files)
             if not written:
                 return written
@@ -120,7 +125,9 @@ class SecretStore:
                                               query={"dryRun": "All"} if self.dry_run else None)
             if status != 409:
                 self.kube.check(status, reply, "update", self.path, self.field)
+                self._last_read = None if self.dry_run else reply  # the Secret as it is now
                 return written
+            self._last_read = None  # stale: read again
             self.conflicts += 1
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the other writer finish
         raise PKIError(self.field, "%s was changed by other writers %d times in a row" % (self.where, ATTEMPTS),

@@ -46,6 +46,8 @@ FORMAT_VERSION = 1
 # Every file a CA can have; revoked.json and crl.pem come with the first revocation.
 CA_FILES = ("ca.crt", "ca.key", "root.crt", "root.key", "ca.json", "revoked.json", "crl.pem", ledger.LEDGER)
 _PRIVATE = ("ca.key", "root.key", "revoked.json", ledger.LEDGER)
+# What loading the issuing CA needs of them.
+LOAD_FILES = ("ca.crt", "ca.key", "root.crt", "ca.json")
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,7 @@ def load_ca(path: str, passphrase: Optional[str], field: str = "ca_path",
             passphrase_field: str = "ca_passphrase", check: bool = True,
             now: Optional[datetime.datetime] = None) -> CertificateAuthority:
     """Load and validate a CA directory; every problem is a PKIError naming the option."""
-    ca = load_ca_from(read_directory(path, ("ca.crt", "ca.key", "root.crt", "ca.json"), field), path, passphrase,
-                      field, passphrase_field, check, now)
+    ca = load_ca_from(read_directory(path, LOAD_FILES, field), path, passphrase, field, passphrase_field, check, now)
     ca.path = path
     return ca
 
@@ -154,6 +155,11 @@ def load_ca_from(files: Mapping[str, Optional[bytes]], where: str, passphrase: O
     return ca
 
 
+def load_ca_in(store, passphrase: Optional[str]) -> CertificateAuthority:
+    """Load and validate the CA a store (DirectoryStore, k8s SecretStore) keeps."""
+    return load_ca_from(store.read(LOAD_FILES), store.where, passphrase, store.field)
+
+
 # A change to a CA's files: given what they are now (name -> bytes, None when absent), the files to write.
 Change = Callable[[Dict[str, Optional[bytes]]], Dict[str, bytes]]
 
@@ -173,18 +179,15 @@ class DirectoryStore:
     def read(self, names: Iterable[str] = CA_FILES) -> Dict[str, Optional[bytes]]:
         return read_directory(self.path, names, self.field)
 
-    def check_creatable(self) -> None:
+    def create(self, files: Dict[str, bytes]) -> bool:
+        """Write a new CA (checked first, also in a dry run); False when another run created one first."""
         path = self.path
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             raise PKIError(self.field, "%s exists and is not an empty directory or a CA" % path,
                            "choose another path for the CA")
         fs.check_destination(os.path.join(path, "ca.crt"), self.field)
-
-    def create(self, files: Dict[str, bytes]) -> bool:
-        """Write a new CA; False when another run created one first (load that one instead)."""
-        self.check_creatable()
         if not self.dry_run:
-            write_new_ca(self.path, files)
+            write_new_ca(path, files)
         return True
 
     def update(self, change: Change, names: Iterable[str] = CA_FILES) -> Dict[str, bytes]:

@@ -33,8 +33,7 @@ def sign_csr(store, passphrase: Optional[str], csr_pem: str, names: Sequence[str
 
     if isinstance(store, str):
         store = ca_store.DirectoryStore(store)
-    ca = ca_store.load_ca_from(store.read(("ca.crt", "ca.key", "root.crt", "ca.json")), store.where, passphrase,
-                               store.field)
+    ca = ca_store.load_ca_in(store, passphrase)
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
     except ValueError as exc:
