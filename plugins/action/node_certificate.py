@@ -20,7 +20,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import (
     NODE_CERTIFICATE_SPEC, NODE_SHARED_OPTIONS, node_file_names)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import (
-    check_policy, read_policy, read_public)
+    check_policy, read_policy, read_public, verified_public)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
     Identity, build_identity, host_names_from_facts, merge)
@@ -37,7 +37,7 @@ def sign(params, prepared, host=""):
 
     return sign_csr(params["ca_path"], params["ca_passphrase"], prepared["csr"], prepared["identity"],
                     params["usages"], parse_duration(params["valid_for"], "valid_for"), params["allow_wildcard"],
-                    host)[0]
+                    host, shared_names=params["shared_names"])[0]
 
 
 def public_of(ca):
@@ -96,6 +96,89 @@ def plan_identity(params, task_vars):
     return merge(*parts) if parts else Identity(), discover
 
 
+def vetted_identity(approved, prepared, params):
+    """The identity to sign: the approved names plus what the node discovered about itself, rebuilt here.
+
+    The node's own list of names is never signed as such: only the facts it reports (hostname,
+    FQDN, addresses) are taken, through the same rules as gathered facts; the CA then checks the
+    CSR names exactly this identity.
+    """
+    discovered = prepared.get("discovered") or {}
+    if not isinstance(discovered, dict):
+        raise PKIError("identity_from", "the node reported discoveries that are not a mapping",
+                       "gather facts (gather_facts: true) so names come from the controller's facts")
+    names = list(approved)
+    for key in ("hostname", "fqdn"):
+        value = discovered.get(key)
+        if value and not str(value).startswith("localhost"):
+            names.append(str(value))
+    addresses = discovered.get("addresses") or []
+    if not isinstance(addresses, list):
+        raise PKIError("identity_from", "the node reported addresses that are not a list", "gather facts")
+    names.extend(str(a) for a in addresses)
+    identity = build_identity(names, "identity_from (discovered by the node)", params["allow_wildcard"])
+    reported = sorted(str(n) for n in prepared.get("identity") or [])
+    if reported != sorted(identity.names()):
+        extra = sorted(set(reported) - set(identity.names()))
+        raise PKIError("identity_from", "the node asked for names it did not discover: %s" % (extra or reported),
+                       "check the node; its certificate names only what the controller approved and what it "
+                       "discovered about itself")
+    return identity
+
+
+def other_hosts_names(task_vars, me):
+    """name -> inventory host, for the names the controller knows of every other inventory host.
+
+    Inventory names, ansible_host, and the hostname, FQDN and addresses of hosts whose facts are
+    cached. Read from the inventory and the fact cache directly: a lookup per host through
+    hostvars would cost a full variable resolution each.
+    """
+    hostvars = task_vars.get("hostvars")
+    inventory = getattr(hostvars, "_inventory", None)
+    manager = getattr(hostvars, "_variable_manager", None)
+    if inventory is None:
+        return {}
+    cache = getattr(manager, "_fact_cache", None)
+    owners = {}
+    for host in inventory.get_hosts("all"):
+        if host.name == me:
+            continue
+        names = [host.name]
+        address = host.vars.get("ansible_host")
+        if isinstance(address, str) and "{" not in address:
+            names.append(address)
+        facts = {}
+        if cache is not None:
+            try:
+                facts = cache.get(host.name) or {}
+            except Exception:  # an unreadable cache entry means: nothing known from facts
+                facts = {}
+        if facts.get("hostname"):
+            names.extend(host_names_from_facts(facts, "", ["hostname", "fqdn", "ipv4", "ipv6"]))
+        for name in names:
+            try:
+                parsed = build_identity([name], "inventory").names()
+            except PKIError:
+                continue
+            for text in parsed:
+                if text not in ("localhost", "127.0.0.1", "::1"):
+                    owners.setdefault(text, host.name)
+    return owners
+
+
+def check_not_foreign(identity, task_vars, shared_names):
+    """Refuse a name the controller knows belongs to another inventory host (unless shared by configuration)."""
+    me = task_vars.get("inventory_hostname", "")
+    shared = set(build_identity(shared_names, "shared_names", True).names()) if shared_names else set()
+    owners = other_hosts_names(task_vars, me)
+    taken = ["%s (inventory host %s)" % (n, owners[n]) for n in identity.names() if n in owners and n not in shared]
+    if taken:
+        raise PKIError("identity_from", "%s would get a certificate naming another host's names: %s"
+                       % (me, ", ".join(taken)),
+                       "a certificate names exactly its own host: drop those names from dns_names/ip_addresses, "
+                       "fix the node's hostname, or list a name every host may carry in shared_names")
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(NODE_CERTIFICATE_SPEC)
@@ -128,13 +211,15 @@ class ActionModule(ActionBase):
             return self._finish(result, prepared, failed=True)
         if not prepared.get("csr"):
             return self._finish(result, prepared)
-        if params["ca"] and not params["certificate"]:
-            # the CA is on another host: hand the CSR out, keep the pending key for the install call
-            finished = self._finish(result, prepared)
-            finished.update(csr=prepared["csr"], identity=prepared["identity"], signing_required=True)
-            return finished
-
         try:
+            identity = vetted_identity(approved, prepared, params)
+            check_not_foreign(identity, task_vars, params["shared_names"])
+            prepared["identity"] = identity.names()
+            if params["ca"] and not params["certificate"]:
+                # the CA is on another host: hand the CSR out, keep the pending key for the install call
+                finished = self._finish(result, prepared)
+                finished.update(csr=prepared["csr"], identity=prepared["identity"], signing_required=True)
+                return finished
             cert_pem = params["certificate"] or sign(params, prepared, task_vars.get("inventory_hostname", ""))
         except (PKIError, ValueError, ImportError) as exc:
             if prepared.get("pending_created"):
@@ -171,19 +256,21 @@ class ActionModule(ActionBase):
                                "a CA host", "pass trust_also to ca_info on the CA host instead")
             issuer_pem, bundle_pem, policy, revoked = public_of(params["ca"])
         else:
-            issuer_pem, bundle_pem = read_public(params["ca_path"])
+            issuer_pem, bundle_pem = verified_public(params["ca_path"], params["ca_passphrase"])
             for other in params.get("trust_also") or []:
                 # CA rotation: the other CA's root joins the bundle (trust both), never the signing chain
                 root = read_public(other, "trust_also")[1]
                 if root not in bundle_pem:
                     bundle_pem += root
             policy, revoked = read_policy(params["ca_path"]), revoked_serials(params["ca_path"])
-        check_policy(policy, valid_for, params["allow_wildcard"], utcnow())
+        check_policy(policy, valid_for, params["allow_wildcard"], utcnow(), renew_before=renew_before)
         identity, discover = plan_identity(params, task_vars)
         if identity.is_empty() and not discover:
             raise PKIError("identity_from", "the certificate would name nothing",
                            "keep identity_from or add dns_names / ip_addresses")
+        node_file_names(params["name"])
         node_args = {k: params[k] for k in NODE_SHARED_OPTIONS}
+        node_args["host"] = task_vars.get("inventory_hostname", "")
         node_args["issuer"] = issuer_pem
         node_args["bundle"] = bundle_pem
         node_args["revoked_serials"] = revoked

@@ -23,9 +23,18 @@ options:
     description: Group of every file written (name or gid). Unset keeps the current group.
     type: str
   key_mode:
-    description: Mode of private key files and keystores. Quote it.
+    description:
+      - Mode of private key files and keystores. Quote it.
+      - A mode that lets other users read or write the key is refused; a group-readable mode such as
+        C("0640") only with O(allow_group_readable_key).
     type: raw
     default: "0600"
+  allow_group_readable_key:
+    description:
+      - Accept a O(key_mode) that lets the file's group read the private key (e.g. C("0640") with
+        O(group) C(ssl-cert)). World access and group write are always refused.
+    type: bool
+    default: false
   cert_mode:
     description: Mode of certificate, chain and bundle files. Quote it.
     type: raw

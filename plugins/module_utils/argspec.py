@@ -12,6 +12,7 @@ FILE_OPTIONS = dict(
     owner=dict(type="str"),
     group=dict(type="str"),
     key_mode=dict(type="raw", default="0600", no_log=False),
+    allow_group_readable_key=dict(type="bool", default=False),
     cert_mode=dict(type="raw", default="0644"),
 )
 
@@ -46,6 +47,7 @@ NODE_CERTIFICATE_SPEC = dict(
     ip_addresses=dict(type="list", elements="str", default=[]),
     uris=dict(type="list", elements="str", default=[]),
     spiffe_id=dict(type="str"),
+    shared_names=dict(type="list", elements="str", default=[]),
     valid_for=dict(type="str", default="90d"),
     pkcs12_truststore=dict(type="bool", default=False),
     **NODE_SHARED_OPTIONS,
@@ -61,11 +63,15 @@ NODE_FILES_SPEC = dict(
     truststore=dict(type="str"),
     certificate=dict(type="str"),
     revoked_serials=dict(type="list", elements="str", default=[]),
+    host=dict(type="str", default=""),
     **NODE_SHARED_OPTIONS,
 )
 
 
 def node_file_names(name: str) -> dict:
-    """File names below ``path`` for a node certificate called ``name``."""
+    """File names below ``path`` for a node certificate called ``name`` (a plain file name)."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import plain_name
+
+    plain_name(name, "name")
     return {"key": "%s.key" % name, "cert": "%s.crt" % name, "chain": "%s-fullchain.crt" % name,
             "bundle": "ca-bundle.crt", "keystore": "%s.p12" % name, "truststore": "truststore.p12"}

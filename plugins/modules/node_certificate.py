@@ -108,6 +108,15 @@ options:
   spiffe_id:
     description: A SPIFFE ID (C(spiffe://trust-domain/path)) to add as URI SAN.
     type: str
+  shared_names:
+    description:
+      - Names (DNS names, addresses, URIs) that several hosts may carry at once, such as a service VIP.
+      - Any other name belongs to one live host at a time: a name that the controller knows as another
+        inventory host's (its inventory name, C(ansible_host), its cached facts), or that another host
+        holds with a live certificate in the CA's ledger, is refused, naming both hosts.
+    type: list
+    elements: str
+    default: []
   allow_wildcard:
     description: Accept wildcard DNS names. The CA must allow them too.
     type: bool

@@ -29,6 +29,12 @@ extends_documentation_fragment:
   - securebydefault.pki.attributes.files
   - securebydefault.pki.attributes.key
 options:
+  host:
+    description:
+      - Inventory name of the host the files belong to, kept in the issuance record; a directory that
+        holds another host's certificate is refused.
+    type: str
+    default: ""
   stage:
     description:
       - Which half of the exchange to run.
@@ -208,7 +214,7 @@ def quick_result(params, names, discovered):
             renew_before=parse_duration(params["renew_before"], "renew_before"),
             modes={"key": fs.parse_mode(params["key_mode"], "key_mode"),
                    "cert": fs.parse_mode(params["cert_mode"], "cert_mode")},
-            uid=uid, gid=gid, now=utcnow()):
+            uid=uid, gid=gid, now=utcnow(), host=params["host"], key_encrypted=bool(params["key_passphrase"])):
         return None
     return dict(changed=False, reasons=[], identity=identity.names(), written=[], backups=[],
                 certificate=record.summary(found), discovered=discovered)
@@ -236,7 +242,7 @@ def build_request(node, params, names, check_mode):
         truststore=spec("truststore", cert_mode) if truststore else None,
         truststore_der=base64.b64decode(truststore) if truststore else None,
         pkcs12_passphrase=params["pkcs12_passphrase"], keystore_alias=params["name"],
-        check_mode=check_mode)
+        check_mode=check_mode, host=params["host"], allow_group_readable_key=params["allow_group_readable_key"])
 
 
 def main():

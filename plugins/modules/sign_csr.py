@@ -69,9 +69,19 @@ options:
     type: bool
     default: false
   host:
-    description: Inventory name of the node, recorded in the ledger so that the C(revoke) module can find it.
+    description:
+      - Inventory name of the node, recorded in the ledger so that the C(revoke) module can find it.
+      - The ledger also decides who holds which name; a name that another live host holds is refused,
+        naming both hosts (see O(shared_names)).
     type: str
     default: ""
+  shared_names:
+    description:
+      - Names (DNS names, addresses, URIs) that several hosts may carry at once, such as a service VIP.
+      - Any other name belongs to one live host at a time.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -138,7 +148,7 @@ def sign(module, store):
         ca_store.load_ca_in(store, params["ca_passphrase"])
         return {"changed": True}
     pem, serial = sign_csr(store, params["ca_passphrase"], params["csr"], params["names"], params["usages"],
-                           valid_for, params["allow_wildcard"], params["host"])
+                           valid_for, params["allow_wildcard"], params["host"], params["shared_names"])
     return {"changed": True, "certificate": pem, "serial": serial}
 
 
@@ -155,6 +165,7 @@ def main():
             valid_for=dict(type="str", default="90d"),
             allow_wildcard=dict(type="bool", default=False),
             host=dict(type="str", default=""),
+            shared_names=dict(type="list", elements="str", default=[]),
         ),
         mutually_exclusive=[("ca_path", "ca_secret")],
         required_one_of=[("ca_path", "ca_secret")],

@@ -133,7 +133,14 @@ class SecretStore:
         raise PKIError(self.field, "%s was changed by other writers %d times in a row" % (self.where, ATTEMPTS),
                        "run the task again; it starts from the Secret as it is then")
 
-    def record(self, entry: Dict) -> None:
-        """Append a signature to the Secret's ledger (re-appended to the newer ledger after a conflict)."""
-        self.update(lambda files: {ledger.LEDGER: ledger.appended(files.get(ledger.LEDGER) or b"", entry)},
-                    (ledger.LEDGER,))
+    def record(self, entry: Dict, check=None) -> None:
+        """Append a signature to the Secret's ledger (re-appended to the newer ledger after a conflict).
+
+        ``check(ledger, revoked.json)`` sees the Secret as read for each attempt and may refuse.
+        """
+        def change(files):
+            if check is not None:
+                check(files.get(ledger.LEDGER) or b"", files.get("revoked.json"))
+            return {ledger.LEDGER: ledger.appended(files.get(ledger.LEDGER) or b"", entry)}
+
+        self.update(change, (ledger.LEDGER, "revoked.json"))

@@ -142,8 +142,17 @@ class NameConstraintsSpec:
                            % (ip, [str(n) for n in self.permitted_ip_ranges]))
         for uri in identity.uris:
             host = urlsplit(uri).hostname or ""
-            if self.permitted_uri_domains and not any(_uri_host_within(host, p) for p in self.permitted_uri_domains):
-                out.append("URI %s is outside the permitted URI domains %s" % (uri, list(self.permitted_uri_domains)))
+            if self.permitted_uri_domains:
+                if not any(_uri_host_within(host, p) for p in self.permitted_uri_domains):
+                    out.append("URI %s is outside the permitted URI domains %s"
+                               % (uri, list(self.permitted_uri_domains)))
+            elif self.permitted_dns and not any(_dns_within(host, p) for p in self.permitted_dns):
+                # X.509 leaves URIs unconstrained here; this CA's policy scopes them by its DNS subtrees
+                out.append("URI %s has a host outside the permitted DNS subtrees %s (this CA has no "
+                           "permitted_uri_domains, so its URIs stay within its DNS scope)"
+                           % (uri, list(self.permitted_dns)))
+            elif any(_dns_within(host, e) for e in self.excluded_dns):
+                out.append("URI %s has a host in an excluded DNS subtree %s" % (uri, list(self.excluded_dns)))
         return out
 
     def describe(self) -> dict:

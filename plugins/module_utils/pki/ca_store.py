@@ -33,13 +33,14 @@ try:
 except ImportError:  # modules report it through module_support.require_cryptography()
     pass
 
-from .authority import CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate
+from .authority import (CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate,
+                        verify_signed_by)
 from .bundle import certificate_pem, describe, load_certificate
 from . import files as fs
 from . import ledger
 from .ca_files import check_complete, metadata_of, read_directory
 from .errors import PKIError
-from .keys import KeySpec, generate_private_key, load_private_key, private_key_pem, spec_of_key
+from .keys import KeySpec, generate_private_key, load_private_key, private_key_pem, public_key_der, spec_of_key
 from .timeutil import isoformat, not_valid_after, utcnow
 
 FORMAT_VERSION = 1
@@ -100,7 +101,7 @@ def build_ca_files(settings: CASettings, passphrase: Optional[str],
 def write_new_ca(path: str, files: Dict[str, bytes]) -> None:
     """Create the CA directory in one rename, so a CA is either complete or absent."""
     parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
+    fs.ensure_directory(parent, 0o755, "path")
     staging = tempfile.mkdtemp(prefix=".%s.new." % os.path.basename(path), dir=parent)
     try:
         os.chmod(staging, 0o700)
@@ -150,9 +151,61 @@ def load_ca_from(files: Mapping[str, Optional[bytes]], where: str, passphrase: O
         allow_wildcard=bool(policy_meta.get("allow_wildcard", False)))
     same = cert == root
     ca = CertificateAuthority(key=key, certificate=cert, chain=[], root=cert if same else root, policy=policy)
+    check_consistent(ca, meta, where, field)
     if check:
         ca.check_usable(now, field)
     return ca
+
+
+def check_consistent(ca: CertificateAuthority, meta: Mapping, where: str, field: str) -> None:
+    """The CA's files agree with each other: root <-> intermediate <-> key <-> ca.json.
+
+    Nothing is read from a CA (not even its public root, for a trust bundle) until this holds:
+    a root.crt swapped for another CA's root, an intermediate of someone else, or a key that is
+    not the certificate's are refused here, naming the file.
+    """
+    problems = consistency_problems(ca.certificate, ca.root, meta)
+    if public_key_der(ca.key) != public_key_der(ca.certificate.public_key()):
+        problems.append("ca.key does not match the CA certificate ca.crt")
+    if problems:
+        raise PKIError(field, "the files of CA %s do not belong together: %s" % (where, "; ".join(problems)),
+                       "restore the CA's files together from one backup; if they were changed by someone else, "
+                       "treat the CA as compromised and rotate it")
+
+
+def consistency_problems(cert, root, meta: Mapping) -> List[str]:
+    """What does not fit between ca.crt, root.crt and ca.json (no key needed)."""
+    problems = []
+    if not _is_ca(root) or not verify_signed_by(root, root):
+        problems.append("root.crt is not a self-signed CA certificate")
+    if cert != root and (not _is_ca(cert) or not verify_signed_by(cert, root)):
+        problems.append("ca.crt is not signed by root.crt")
+    if meta and bool(meta.get("intermediate", cert != root)) != (cert != root):
+        problems.append("ca.json says intermediate=%s, the certificates say %s" % (meta.get("intermediate"),
+                                                                                 cert != root))
+    cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    if meta.get("common_name") and (not cn or str(cn[0].value) != meta["common_name"]):
+        problems.append("ca.json names the CA %r, ca.crt %r" % (meta["common_name"], str(cn[0].value) if cn else ""))
+    return problems
+
+
+def _is_ca(cert) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def check_public_files(files: Mapping[str, Optional[bytes]], where: str, field: str) -> None:
+    """ca.crt, root.crt and ca.json agree (the key is checked where it is decrypted)."""
+    check_complete(files, where, field, ("ca.crt", "root.crt"))
+    cert = load_certificate(files["ca.crt"], "%s: ca.crt" % where)
+    root = load_certificate(files["root.crt"], "%s: root.crt" % where)
+    problems = consistency_problems(cert, root, metadata_of(files.get("ca.json"), where, field))
+    if problems:
+        raise PKIError(field, "the files of CA %s do not belong together: %s" % (where, "; ".join(problems)),
+                       "restore the CA's files together from one backup; if they were changed by someone else, "
+                       "treat the CA as compromised and rotate it")
 
 
 def load_ca_in(store, passphrase: Optional[str]) -> CertificateAuthority:
@@ -201,10 +254,16 @@ class DirectoryStore:
                 fs.atomic_write(fs.FileSpec(os.path.join(self.path, name), mode), data)
         return written
 
-    def record(self, entry: Dict) -> None:
-        """Add a signature to the ledger (appended under the lock, never rewritten)."""
-        if not self.dry_run:
-            ledger.append(self.path, entry)
+    def record(self, entry: Dict, check: Optional[Callable[[bytes, Optional[bytes]], None]] = None) -> None:
+        """Add a signature to the ledger (appended under the lock, never rewritten).
+
+        ``check`` sees the ledger and revoked.json as they are under the lock and may refuse.
+        """
+        if self.dry_run:
+            return
+        revoked_path = os.path.join(self.path, "revoked.json")
+        ledger.append(self.path, entry, check=None if check is None else
+                      (lambda existing: check(existing, fs.read_bytes(revoked_path, self.field))))
 
 
 def ca_summary(ca: CertificateAuthority, path: str) -> Dict:
@@ -223,6 +282,10 @@ def settings_differences(ca: CertificateAuthority, settings: CASettings) -> List
     have_cn = str(cn[0].value) if cn else ""
     if have_cn != settings.common_name:
         out.append("common_name %r -> %r" % (have_cn, settings.common_name))
+    org = ca.certificate.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATION_NAME)
+    have_org = str(org[0].value) if org else None
+    if (have_org or None) != (settings.organization or None):
+        out.append("organization %r -> %r" % (have_org, settings.organization))
     have_spec, want_spec = spec_of_key(ca.key), settings.key_spec
     if have_spec != KeySpec(want_spec.type, want_spec.effective_size):
         out.append("key %s -> %s" % (have_spec.describe(), want_spec.describe()))

@@ -1,15 +1,25 @@
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Files that are never half-written: temp file + fsync + rename, mode set before any byte lands.
+"""Files that are never half-written, never reached through a planted link, never loosened.
+
+Every write is temp file + fsync + rename, with the mode set before any byte lands. Every
+read, chmod, chown and copy opens the file itself with ``O_NOFOLLOW`` and acts on that
+descriptor, so a symlink planted where a file is expected (by a local user who can write the
+directory, or by a compromised service owning it) is an error, never a way to make root touch
+another file. Names given by users are checked to be plain file names (no ``/``, no ``..``).
+Directories are created level by level with an explicit mode, whatever the umask, and a
+directory that another user could write to (group/world-writable, or owned by someone who is
+neither root, the running user nor the configured owner) is refused before anything is written.
 
 Also the pre-flight checks that let a module fail before it writes anything.
 """
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
-import shutil
+import re
 import stat
 import tempfile
 import time
@@ -55,16 +65,82 @@ def parse_mode(mode, field: str) -> int:
         raise PKIError(field, "%r is not an octal mode" % (mode,), 'quote it, e.g. "0600"') from None
 
 
-def read_bytes(path: str) -> Optional[bytes]:
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def plain_name(name: str, field: str) -> str:
+    """``name`` if it is a plain file name: no directory part, no ``..``, no control characters."""
+    text = str(name)
+    if (not text or text in (".", "..") or "/" in text or _CONTROL.search(text) or text != text.strip()
+            or len(text.encode("utf-8")) > 200):
+        raise PKIError(field, "%r is not a plain file name" % (name,),
+                       "use a name like node or web-server (letters, digits, dots, hyphens), no / or ..")
+    return text
+
+
+def open_nofollow(path: str, flags: int = os.O_RDONLY, field: str = "path", mode: int = 0o600) -> int:
+    """An fd for ``path`` itself; a symlink there is a PKIError, a missing file FileNotFoundError.
+
+    A file it creates gets ``mode`` exactly (0600 by default), whatever the umask.
+    """
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        fd = os.open(path, flags | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PKIError(field, "%s is a symbolic link" % path,
+                           "remove the link; this collection never follows a link it did not create") from None
+        raise
+    if flags & os.O_CREAT:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & ~mode:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & mode)
+    return fd
+
+
+def read_bytes(path: str, field: str = "path") -> Optional[bytes]:
+    """The content of the regular file ``path`` (None when absent); never follows a link."""
+    try:
+        fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK, field)
     except FileNotFoundError:
         return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise PKIError(field, "%s is not a regular file" % path, "remove it or choose another path")
+        return handle.read()
 
 
-def check_destination(path: str, field: str) -> None:
-    """Fail now, before anything is written, if ``path`` cannot be written."""
+def trusted_owners(extra_uid: int = -1) -> Tuple[int, ...]:
+    """Who may own a directory root writes into: root, the running user, the configured owner."""
+    return tuple({0, os.geteuid()} | ({extra_uid} if extra_uid != -1 else set()))
+
+
+def check_directory_safe(path: str, field: str, owner_uid: int = -1) -> None:
+    """Refuse a directory (or a link to one) that someone else could write files or links into."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        # a link is tolerated only where nobody but root could have made it (e.g. /var -> /private/var)
+        if st.st_uid != 0:
+            raise PKIError(field, "%s is a symbolic link owned by uid %d" % (path, st.st_uid),
+                           "use the real directory path; links made by other users are never followed")
+        st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise PKIError(field, "%s is not a directory" % path, "remove it or choose another path")
+    if st.st_uid not in trusted_owners(owner_uid):
+        raise PKIError(field, "directory %s is owned by uid %d, not by root or the user running the task"
+                       % (path, st.st_uid), "chown it to root (or the configured owner), or choose another path")
+    if st.st_mode & 0o022:
+        who = "others" if st.st_mode & 0o002 else "its group"
+        raise PKIError(field, "directory %s is writable by %s (mode %04o): another user could plant files or "
+                       "links in it" % (path, who, stat.S_IMODE(st.st_mode)),
+                       "chmod go-w %s, or choose another directory" % path)
+
+
+def check_destination(path: str, field: str, owner_uid: int = -1) -> None:
+    """Fail now, before anything is written, if ``path`` cannot be written safely."""
     if not path or not os.path.isabs(path):
         raise PKIError(field, "%r is not an absolute path" % (path,), "give an absolute path")
     if os.path.lexists(path):
@@ -73,8 +149,9 @@ def check_destination(path: str, field: str) -> None:
                            "remove it or choose another path")
     parent = os.path.dirname(path)
     probe = parent
-    while probe and not os.path.exists(probe):
+    while probe and not os.path.lexists(probe):
         probe = os.path.dirname(probe)
+    check_directory_safe(probe, field, owner_uid)
     if not os.path.isdir(probe):
         raise PKIError(field, "cannot create %s: %s is not a directory" % (path, probe),
                        "choose a path below a directory")
@@ -84,8 +161,10 @@ def check_destination(path: str, field: str) -> None:
 
 
 def attribute_changes(path: str, spec: FileSpec) -> List[str]:
-    """What differs in mode/owner/group of an existing file."""
-    st = os.stat(path)
+    """What differs in mode/owner/group of an existing file (a link there is an error)."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise PKIError("path", "%s is not a regular file" % path, "remove it; it is not a file this collection wrote")
     changes = []
     if stat.S_IMODE(st.st_mode) != spec.mode:
         changes.append("mode %04o -> %04o" % (stat.S_IMODE(st.st_mode), spec.mode))
@@ -97,17 +176,31 @@ def attribute_changes(path: str, spec: FileSpec) -> List[str]:
 
 
 def apply_attributes(path: str, spec: FileSpec) -> None:
-    if spec.uid != -1 or spec.gid != -1:
-        os.chown(path, spec.uid, spec.gid)
-    os.chmod(path, spec.mode)
+    """chown/chmod the file ``path`` itself, through a descriptor: a link there is refused."""
+    fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PKIError("path", "%s is not a regular file" % path, "remove it")
+        if spec.uid != -1 or spec.gid != -1:
+            os.fchown(fd, spec.uid, spec.gid)
+        os.fchmod(fd, spec.mode)
+    finally:
+        os.close(fd)
 
 
 def backup_file(path: str) -> Optional[str]:
-    """Copy ``path`` beside itself as ``path.<epoch>.<stamp>~`` (like Ansible's backup), keeping its mode."""
-    if not os.path.exists(path):
+    """Copy ``path`` beside itself as ``path.<pid>.<stamp>~`` (like Ansible's backup), keeping its mode."""
+    data = read_bytes(path)
+    if data is None:
         return None
+    st = os.lstat(path)
     target = "%s.%d.%s~" % (path, os.getpid(), time.strftime("%Y-%m-%d@%H:%M:%S"))
-    shutil.copy2(path, target)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     return target
 
 
@@ -119,15 +212,29 @@ def fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def ensure_directory(path: str, mode: int = 0o755) -> None:
-    if not os.path.isdir(path):
-        os.makedirs(path, mode)
+def ensure_directory(path: str, mode: int = 0o755, field: str = "path", owner_uid: int = -1) -> None:
+    """Create ``path`` and missing parents, each with exactly ``mode`` whatever the umask.
+
+    An existing directory is only checked (check_directory_safe), never re-moded.
+    """
+    if os.path.isdir(path) and not os.path.islink(path):
+        check_directory_safe(path, field, owner_uid)
+        return
+    parent = os.path.dirname(path.rstrip("/"))
+    if parent and parent != path:
+        ensure_directory(parent, 0o755, field)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        check_directory_safe(path, field, owner_uid)
+        return
+    os.chmod(path, mode)
 
 
 def stage_file(spec: FileSpec, data: bytes) -> str:
     """Write ``data`` to a temp file beside ``spec.path`` with final mode/owner; return its path."""
     directory = os.path.dirname(spec.path)
-    ensure_directory(directory)
+    ensure_directory(directory, owner_uid=spec.uid)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(spec.path), dir=directory)
     try:
         os.fchmod(fd, spec.mode)
@@ -145,6 +252,7 @@ def stage_file(spec: FileSpec, data: bytes) -> str:
 
 
 def commit_staged(tmp: str, path: str) -> None:
+    """Rename ``tmp`` over ``path``: a link at ``path`` is replaced, never followed."""
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path))
 

@@ -29,7 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from cryptography import x509
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+# No whitespace or control character may hide in a name: a newline inside a SAN was signed once.
+_UNPRINTABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _SPIFFE_TD = re.compile(r"^[a-z0-9._-]+$")
 _SPIFFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 HOST_SOURCES = ("inventory_hostname", "hostname", "fqdn", "ipv4", "ipv6")
@@ -71,8 +73,15 @@ class Identity:
         return sorted(mine - theirs), sorted(theirs - mine)
 
 
+def _check_printable(name: str, field: str) -> None:
+    if not isinstance(name, str) or _UNPRINTABLE.search(name):
+        raise PKIError(field, "%r contains whitespace or a control character" % (name,),
+                       "remove spaces, tabs, newlines and other control characters from the name")
+
+
 def normalize_dns_name(name: str, field: str, allow_wildcard: bool = False) -> str:
-    text = name.strip().rstrip(".").lower()
+    _check_printable(name, field)
+    text = name.rstrip(".").lower()
     try:
         text = text.encode("idna").decode("ascii") if not text.isascii() else text
     except UnicodeError:
@@ -91,13 +100,14 @@ def normalize_dns_name(name: str, field: str, allow_wildcard: bool = False) -> s
                                "list the host names explicitly, or set allow_wildcard: true if you "
                                "really need a wildcard")
             continue
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise PKIError(field, "%r is not a valid DNS name (label %r)" % (name, label),
                            "use letters, digits and inner hyphens, 1-63 characters per label")
     return text
 
 
 def validate_spiffe_id(uri: str, field: str) -> str:
+    _check_printable(uri, field)
     parts = urlsplit(uri)
     if parts.scheme != "spiffe":
         raise PKIError(field, "%r is not a SPIFFE ID" % (uri,), "write it as spiffe://trust-domain/path")
@@ -109,9 +119,34 @@ def validate_spiffe_id(uri: str, field: str) -> str:
     if parts.path:
         segments = parts.path.split("/")[1:]
         for segment in segments:
-            if segment in ("", ".", "..") or not _SPIFFE_SEGMENT.match(segment):
+            if segment in ("", ".", "..") or not _SPIFFE_SEGMENT.fullmatch(segment):
                 raise PKIError(field, "%r has an invalid path segment %r" % (uri, segment),
                                "use non-empty segments of letters, digits, dots, hyphens, underscores")
+    return uri
+
+
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+
+
+def validate_uri(uri: str, field: str) -> str:
+    """A URI SAN: a scheme, a host that is a valid DNS name or IP, no user part, nothing unprintable."""
+    _check_printable(uri, field)
+    parts = urlsplit(uri)
+    if not _SCHEME.fullmatch(parts.scheme or "") or not parts.netloc:
+        raise PKIError(field, "%r is not a valid URI" % (uri,), "write it as scheme://host/path")
+    if "@" in parts.netloc:
+        raise PKIError(field, "%r carries a user part" % (uri,), "drop user@ from the URI")
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        normalize_dns_name(host, field)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise PKIError(field, "%r has an invalid port" % (uri,), "use a port number 1-65535")
     return uri
 
 
@@ -119,7 +154,8 @@ def parse_name(text: str, field: str, allow_wildcard: bool = False) -> Union[str
     """One plain string → a normalised DNS name (str), an IP address, or a URI (str with '://')."""
     if not isinstance(text, str) or not text.strip():
         raise PKIError(field, "empty name", "remove the empty entry")
-    value = text.strip()
+    value = text
+    _check_printable(value, field)
     try:
         return ipaddress.ip_address(value)
     except ValueError:
@@ -128,10 +164,7 @@ def parse_name(text: str, field: str, allow_wildcard: bool = False) -> Union[str
         scheme = value.split("://", 1)[0].lower()
         if scheme == "spiffe":
             return validate_spiffe_id(value, field)
-        parts = urlsplit(value)
-        if not parts.scheme or not parts.netloc:
-            raise PKIError(field, "%r is not a valid URI" % (value,), "write it as scheme://host/path")
-        return value
+        return validate_uri(value, field)
     return normalize_dns_name(value, field, allow_wildcard)
 
 

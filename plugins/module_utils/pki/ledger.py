@@ -19,7 +19,9 @@ import contextlib
 import fcntl
 import json
 import os
-from typing import Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+from .files import open_nofollow, read_bytes
 
 LEDGER = "ledger.jsonl"
 LOCK = ".lock"
@@ -28,7 +30,7 @@ LOCK = ".lock"
 @contextlib.contextmanager
 def ca_lock(path: str) -> Iterator[None]:
     """Exclusive lock on a CA directory (blocks until the other writer is done)."""
-    fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_nofollow(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, "ca_path")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -48,17 +50,24 @@ def appended(existing: bytes, entry: Dict) -> bytes:
     return existing + line_of(entry)
 
 
-def append(path: str, entry: Dict) -> None:
+def append(path: str, entry: Dict, check: Optional[Callable[[bytes], None]] = None) -> None:
+    """Append ``entry`` under the CA lock; ``check`` sees the ledger first and may refuse (raise)."""
     line = line_of(entry)
     with ca_lock(path):
-        fd = os.open(os.path.join(path, LEDGER), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_nofollow(os.path.join(path, LEDGER), os.O_RDWR | os.O_CREAT | os.O_APPEND, "ca_path")
         try:
+            existing = b""
+            size = os.fstat(fd).st_size
+            while len(existing) < size:
+                chunk = os.pread(fd, size - len(existing), len(existing))
+                if not chunk:
+                    break
+                existing += chunk
+            if check is not None:
+                check(existing)
             # a torn line left by a killed writer must not swallow this one
-            if os.fstat(fd).st_size:
-                with open(os.path.join(path, LEDGER), "rb") as handle:
-                    handle.seek(-1, os.SEEK_END)
-                    if handle.read(1) != b"\n":
-                        line = b"\n" + line
+            if existing and not existing.endswith(b"\n"):
+                line = b"\n" + line
             os.write(fd, line)
             os.fsync(fd)
         finally:
@@ -67,11 +76,7 @@ def append(path: str, entry: Dict) -> None:
 
 def read(path: str) -> Tuple[List[Dict], List[int]]:
     """(entries, line numbers that could not be read)."""
-    try:
-        with open(os.path.join(path, LEDGER), "rb") as handle:
-            return parse(handle.read())
-    except FileNotFoundError:
-        return [], []
+    return parse(read_bytes(os.path.join(path, LEDGER), "ca_path") or b"")
 
 
 def parse(data: bytes) -> Tuple[List[Dict], List[int]]:
@@ -81,7 +86,12 @@ def parse(data: bytes) -> Tuple[List[Dict], List[int]]:
         if not raw.strip():
             continue
         try:
-            entries.append(json.loads(raw.decode("utf-8")))
+            entry = json.loads(raw.decode("utf-8"))
         except ValueError:
+            bad.append(number)
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+        else:
             bad.append(number)
     return entries, bad

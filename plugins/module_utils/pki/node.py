@@ -70,10 +70,13 @@ class NodeRequest:
     keystore_alias: str = "node"
     backup: bool = False
     check_mode: bool = False
+    host: str = ""
+    allow_group_readable_key: bool = False
     issuers: List[x509.Certificate] = dc_field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.key_spec = validate_key_spec(self.key_spec)
+        check_key_mode(self.key.mode, self.allow_group_readable_key)
         if self.regenerate_key not in REGENERATE_KEY:
             raise PKIError("regenerate_key", "unknown value %r" % self.regenerate_key,
                            "use one of %s" % ", ".join(REGENERATE_KEY))
@@ -117,6 +120,28 @@ class NodeResult:
         return out
 
 
+def check_key_mode(mode: int, allow_group_readable: bool, field: str = "key_mode") -> None:
+    """A private key is never readable by others; by its group only when the user says so by name."""
+    if mode & 0o007:
+        raise PKIError(field, "mode %04o lets every user on the host read or change the private key" % mode,
+                       'use "0600" (or "0640" with group and allow_group_readable_key: true)')
+    if mode & 0o070 and not allow_group_readable:
+        raise PKIError(field, "mode %04o lets the group read or change the private key" % mode,
+                       'use "0600", or set allow_group_readable_key: true if a service group must read it')
+    if mode & 0o020:
+        raise PKIError(field, "mode %04o lets the group change the private key" % mode, 'use "0640" or "0600"')
+
+
+def check_owner_of_path(request: NodeRequest) -> None:
+    """Two hosts configured with one directory would take turns replacing each other's key: refuse."""
+    found = record.load(request.cert.path)
+    if found and request.host and found.get("host") and found["host"] != request.host:
+        raise PKIError("path", "%s holds the certificate of inventory host %s; %s is configured with the same "
+                       "path" % (os.path.dirname(request.cert.path), found["host"], request.host),
+                       "give each host its own path (e.g. include {{ inventory_hostname }}), or remove %s if "
+                       "this host really took the directory over" % record.record_path(request.cert.path))
+
+
 def desired_identity(request: NodeRequest, result: NodeResult) -> Identity:
     names, result.discovered = requested_names(request.names, request.discover)
     identity = build_identity(names, "names", request.allow_wildcard)
@@ -125,14 +150,14 @@ def desired_identity(request: NodeRequest, result: NodeResult) -> Identity:
 
 
 def _load_key_file(path: str, passphrase: Optional[str], field: str):
-    data = fs.read_bytes(path)
+    data = fs.read_bytes(path, field)
     if data is None:
         return None
     return load_private_key(data, passphrase, field)
 
 
 def _load_cert_file(path: str):
-    data = fs.read_bytes(path)
+    data = fs.read_bytes(path, "cert_path")
     if data is None:
         return None
     certs = load_certificates(data, "cert_path")
@@ -154,7 +179,7 @@ def _write_record(request: NodeRequest, cert: x509.Certificate, identity: Identi
                         chain_path=request.chain.path if request.chain else None, issuer_pem=request.issuer_pem,
                         names=identity.names(), usages=request.usages, key=request.key_spec.describe(),
                         not_after=info["not_after"], serial=info["serial"], fingerprint=info["fingerprint"],
-                        issuer=info["issuer"])
+                        issuer=info["issuer"], host=request.host, key_encrypted=bool(request.key_passphrase))
     spec = fs.FileSpec(record.record_path(request.cert.path), request.key.mode, request.key.uid, request.key.gid)
     encoded = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
     if fs.read_bytes(spec.path) != encoded or fs.attribute_changes(spec.path, spec):
@@ -189,10 +214,18 @@ def _converge_file(request: NodeRequest, result: NodeResult, spec: fs.FileSpec,
             fs.apply_attributes(spec.path, spec)
 
 
+def check_destinations(request: NodeRequest) -> None:
+    """Every file this request may write or read back is a plain file in a directory only trusted users write."""
+    for field, spec in request.destinations():
+        fs.check_destination(spec.path, field, spec.uid)
+    fs.check_destination(request.pending_key_path, "key_path (.pending)", request.key.uid)
+    fs.check_destination(record.record_path(request.cert.path), "cert_path (.issued.json)", request.key.uid)
+
+
 def prepare(request: NodeRequest) -> NodeResult:
     result = NodeResult()
-    for field, spec in request.destinations():
-        fs.check_destination(spec.path, field)
+    check_destinations(request)
+    check_owner_of_path(request)
     identity = desired_identity(request, result)
     result.identity = identity.names()
 
@@ -277,8 +310,8 @@ def abort(request: NodeRequest) -> NodeResult:
 def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
     """Install a signed certificate; nothing is replaced unless everything checks out."""
     result = NodeResult()
-    for field, spec in request.destinations():
-        fs.check_destination(spec.path, field)
+    check_destinations(request)
+    check_owner_of_path(request)
     cert = load_certificate(certificate_pem_text, "certificate")
     identity = build_identity(request.names, "names", request.allow_wildcard)
     result.identity = identity.names()

@@ -4,23 +4,35 @@
 
 Written beside the certificate as ``<name>.issued.json`` (mode of the key) after every
 issuance. It holds SHA-256 hashes of the key, certificate, chain and issuer as installed,
-plus the names, usages, key type and expiry of the certificate. A rerun trusts it only
-while every hash still matches the files on disk and the issuer sent now; any edit, any
-doubt, and the full check with ``cryptography`` runs instead. Standard library only: this
-is the path that keeps a run with nothing due close to the cost of a bare module call.
+plus the names, usages, key type and expiry of the certificate and the inventory host it
+was issued to. A rerun trusts it only while every hash still matches the files on disk and
+the issuer sent now; any edit, any doubt, and the full check with ``cryptography`` runs
+instead. Standard library only: this is the path that keeps a run with nothing due close to
+the cost of a bare module call.
+
+The record is authenticated: an HMAC-SHA256 over its content, keyed by ``.issued.key`` in
+the same directory (32 random bytes, made by this module, mode 0600, owned by the user the
+module runs as). Whoever can write the certificate directory but is not that user (a service
+account given the files with ``owner``, a local user) cannot read the key, and a key file
+they replace is not owned by the module's user, so a forged record (say a foreign CA's
+certificate with a record edited to match) is never believed: the full check runs and finds
+the foreign issuer.
 """
 from __future__ import annotations
 
 import datetime
 import hashlib
+import hmac
 import json
 import os
 import stat
 from typing import Dict, Optional, Sequence
 
+from .files import FileSpec, atomic_write, read_bytes
 from .timeutil import parse_isoformat
 
-FORMAT = 1
+FORMAT = 2
+MAC_KEY = ".issued.key"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -29,10 +41,10 @@ def sha256_bytes(data: bytes) -> str:
 
 def sha256_file(path: str) -> Optional[str]:
     try:
-        with open(path, "rb") as handle:
-            return sha256_bytes(handle.read())
-    except OSError:
+        data = read_bytes(path)
+    except Exception:  # a link or a directory where a file should be: no hash, so no fast path
         return None
+    return None if data is None else sha256_bytes(data)
 
 
 def issuer_digest(issuer_pem: str) -> str:
@@ -44,38 +56,79 @@ def record_path(cert_path: str) -> str:
     return base + ".issued.json"
 
 
+def _mac_key_path(cert_path: str) -> str:
+    return os.path.join(os.path.dirname(cert_path), MAC_KEY)
+
+
+def mac_key(cert_path: str, create: bool = False) -> Optional[bytes]:
+    """The record key of the certificate's directory, if it is ours (0600, our uid); made anew when asked."""
+    path = _mac_key_path(cert_path)
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) == 0o600:
+            data = read_bytes(path)
+            if data is not None and len(data) == 32:
+                return data
+    except Exception:  # absent, unreadable, or a link planted there: not ours
+        pass
+    if not create:
+        return None
+    key = os.urandom(32)
+    atomic_write(FileSpec(path, 0o600), key)  # replaces whatever was there, never through a link
+    return key
+
+
+def _mac(key: bytes, data: Dict) -> str:
+    body = json.dumps({k: v for k, v in data.items() if k != "mac"}, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def build(*, cert_path: str, key_path: str, chain_path: Optional[str], issuer_pem: str, names: Sequence[str],
-          usages: Sequence[str], key: str, not_after: str, serial: str, fingerprint: str, issuer: str) -> Dict:
-    return {"format": FORMAT, "cert_sha256": sha256_file(cert_path), "key_sha256": sha256_file(key_path),
+          usages: Sequence[str], key: str, not_after: str, serial: str, fingerprint: str, issuer: str,
+          host: str = "", key_encrypted: bool = False) -> Dict:
+    """The record of what is installed now, authenticated with the directory's record key."""
+    data = {"format": FORMAT, "cert_sha256": sha256_file(cert_path), "key_sha256": sha256_file(key_path),
             "chain_sha256": sha256_file(chain_path) if chain_path else None,
             "issuer_sha256": issuer_digest(issuer_pem), "names": list(names), "usages": sorted(usages),
-            "key": key, "not_after": not_after, "serial": serial, "fingerprint": fingerprint, "issuer": issuer}
+            "key": key, "not_after": not_after, "serial": serial, "fingerprint": fingerprint, "issuer": issuer,
+            "host": host, "key_encrypted": bool(key_encrypted)}
+    data["mac"] = _mac(mac_key(cert_path, create=True) or b"", data)
+    return data
 
 
-def load(cert_path: str) -> Optional[Dict]:
+def load(cert_path: str, authenticated: bool = True) -> Optional[Dict]:
+    """The record beside ``cert_path``; None when absent, unreadable or (by default) not authenticated."""
     try:
-        with open(record_path(cert_path), "rb") as handle:
-            data = json.loads(handle.read().decode("utf-8"))
-    except (OSError, ValueError):
+        data = json.loads((read_bytes(record_path(cert_path)) or b"").decode("utf-8"))
+    except Exception:  # absent, a link, not JSON: no record
         return None
-    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
+    if authenticated:
+        key = mac_key(cert_path)
+        if key is None or not isinstance(data.get("mac"), str) or not hmac.compare_digest(data["mac"], _mac(key, data)):
+            return None
+    return data
 
 
 def _attributes_ok(path: str, mode: int, uid: int, gid: int) -> bool:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except OSError:
         return False
-    return (stat.S_IMODE(st.st_mode) == mode and (uid == -1 or st.st_uid == uid)
+    return (stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode and (uid == -1 or st.st_uid == uid)
             and (gid == -1 or st.st_gid == gid))
 
 
 def still_valid(record: Optional[Dict], *, cert_path: str, key_path: str, chain_path: Optional[str],
                 bundle_path: Optional[str], bundle_pem: str, issuer_pem: str, names: Sequence[str],
                 usages: Sequence[str], key: str, renew_before: datetime.timedelta,
-                modes: Dict[str, int], uid: int, gid: int, now: datetime.datetime) -> bool:
-    """True only if the files are exactly what was installed and nothing is due."""
+                modes: Dict[str, int], uid: int, gid: int, now: datetime.datetime, host: str = "",
+                key_encrypted: bool = False) -> bool:
+    """True only if the (authenticated) record says the files are exactly what was installed and nothing is due."""
     if not record:
+        return False
+    if record.get("host", "") != host or bool(record.get("key_encrypted")) != bool(key_encrypted):
         return False
     try:
         not_after = parse_isoformat(record["not_after"])
@@ -92,10 +145,9 @@ def still_valid(record: Optional[Dict], *, cert_path: str, key_path: str, chain_
         return False
     if bundle_path:
         try:
-            with open(bundle_path, "rb") as handle:
-                if handle.read() != bundle_pem.encode("ascii", "replace"):
-                    return False
-        except OSError:
+            if read_bytes(bundle_path) != bundle_pem.encode("ascii", "replace"):
+                return False
+        except Exception:  # a link or no file: the full check decides
             return False
     checks = [(key_path, modes["key"]), (cert_path, modes["cert"]), (record_path(cert_path), modes["key"])]
     checks += [(p, modes["cert"]) for p in (chain_path, bundle_path) if p]

@@ -22,12 +22,18 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(UTC)
 
 
+MAX_DURATION_SECONDS = 100 * 366 * 86400
+
+
 def parse_duration(value: Union[str, int, float], field: str, allow_zero: bool = False) -> datetime.timedelta:
     """Parse "90d", "24h", "1y", "1d12h" or a number of seconds; 0 only where ``allow_zero`` (an open gate)."""
     if isinstance(value, bool):
         raise PKIError(field, "expected a duration, got a boolean", 'write it like "30d", "24h" or "3600"')
     if isinstance(value, (int, float)):
-        seconds = int(value)
+        try:
+            seconds = int(value)
+        except (OverflowError, ValueError):
+            raise PKIError(field, "%r is not a duration" % (value,), 'write it like "30d", "24h" or "3600"') from None
     else:
         text = str(value).strip().lower()
         if text.isdigit():
@@ -39,6 +45,9 @@ def parse_duration(value: Union[str, int, float], field: str, allow_zero: bool =
                 raise PKIError(field, "%r is not a duration" % (value,),
                                'write it like "30d", "24h", "1y", "1d12h" or a number of seconds')
             seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds > MAX_DURATION_SECONDS:
+        raise PKIError(field, "%r is longer than 100 years" % (value,),
+                       'use a realistic duration, e.g. "90d" for a leaf or "10y" for a CA')
     if seconds == 0 and allow_zero:
         return datetime.timedelta(0)
     if seconds <= 0:

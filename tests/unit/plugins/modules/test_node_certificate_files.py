@@ -30,7 +30,7 @@ def params_for(req, **overrides):
                   allow_wildcard=False, usages=["server", "client"], renew_before="30d", key_passphrase=None,
                   regenerate_key="on_renewal", force=False, backup=False, pkcs12_keystore=False,
                   pkcs12_passphrase=None, key_type="ec", key_size=None, owner=None, group=None,
-                  key_mode="0600", cert_mode="0644", revoked_serials=[])
+                  key_mode="0600", cert_mode="0644", revoked_serials=[], host="", allow_group_readable_key=False)
     params.update(overrides)
     return params
 
