@@ -198,6 +198,11 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg="; ".join(validation.error_messages))
             return result
         params = validation.validated_parameters
+        if self._task.check_mode and params["ca_path"] and not os.path.lexists(params["ca_path"]):
+            # check mode of a first run: the CA's own task only reported that it would create the CA
+            return self._finish(result, {"changed": True, "reasons": [
+                "the CA %s does not exist yet (check mode: it would be created first, then this certificate "
+                "issued)" % params["ca_path"]], "written": [], "identity": []})
         try:
             plan = self._plan(params, task_vars)
         except PKIError as exc:

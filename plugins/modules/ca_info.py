@@ -104,11 +104,14 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.ca_location im
     CA_SECRET_OPTION, K8S_ACCESS_SPEC, location_of, run_with_ca)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import (
     metadata_of, policy_of, public_of, read_public)
+from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import check_public_files
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import CRL, STATE, serials_of, state_of
 
 
 def read(params, store):
     files = store.read(("ca.crt", "root.crt", "ca.json", STATE, CRL))  # never the key
+    check_public_files(files, store.where, store.field)  # root <-> intermediate <-> ca.json, before any is read
     issuer, bundle = public_of(files, store.where, store.field)
     for other in params["trust_also"]:
         root = read_public(other, "trust_also")[1]
@@ -131,6 +134,7 @@ def main():
                            mutually_exclusive=[("path", "secret"), ("secret", "trust_also")],
                            required_one_of=[("path", "secret")],
                            supports_check_mode=True)
+    require_cryptography(module)
     run_with_ca(module, "path", "secret", lambda store: read(module.params, store))
 
 

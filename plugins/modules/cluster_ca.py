@@ -55,7 +55,9 @@ options:
     description: Optional organization in the subject.
     type: str
   passphrase:
-    description: Passphrase that encrypts the CA key(s). Keep it in Ansible Vault.
+    description:
+      - Passphrase that encrypts the CA key(s). Keep it in Ansible Vault.
+      - A new CA needs at least 10 characters; an existing CA is loaded with the passphrase it has.
     type: str
   encrypt_key:
     description: Set to C(false) to store the CA key unencrypted (e.g. for throw-away test CAs).
@@ -212,6 +214,9 @@ except ImportError:
     PKIError = ValueError  # require_cryptography() reports the missing library
 
 
+MIN_PASSPHRASE = 10
+
+
 def settings_from(params):
     if params["encrypt_key"] and not params["passphrase"]:
         raise PKIError("passphrase", "the CA key is encrypted at rest and no passphrase was given",
@@ -241,6 +246,10 @@ def ensure(module, store):
     if params["path"]:
         result["path"] = params["path"]
     if not store.exists():
+        if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
+            raise PKIError("passphrase", "a new CA key needs a passphrase of at least %d characters (got %d)"
+                           % (MIN_PASSPHRASE, len(passphrase)),
+                           "generate one, e.g. openssl rand -base64 24, and keep it in Ansible Vault")
         if store.create(ca_store.build_ca_files(settings, passphrase)):
             result.update(changed=True, reasons=["no CA in %s yet" % where])
             if module._diff:

@@ -43,6 +43,12 @@ options:
     description: Mode of C(public) entries.
     type: raw
     default: "0644"
+  allow_group_readable_key:
+    description:
+      - Accept a O(key_mode) that lets the group read secret entries (e.g. C("0640")). World access and
+        group write are always refused.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -131,7 +137,8 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.module_support
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring_files as kf
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import parse_mode, resolve_owner
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import (
+    check_key_mode, parse_mode, resolve_owner)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
 
 ARGUMENT_SPEC = dict(
@@ -141,6 +148,7 @@ ARGUMENT_SPEC = dict(
     group=dict(type="str"),
     key_mode=dict(type="raw", default="0600", no_log=False),
     public_mode=dict(type="raw", default="0644"),
+    allow_group_readable_key=dict(type="bool", default=False),
 )
 
 
@@ -152,6 +160,7 @@ def main():
         kf.check_directory(path)
         gates = gates_from(p)
         key_mode = parse_mode(p["key_mode"], "key_mode")
+        check_key_mode(key_mode, p["allow_group_readable_key"])
         public_mode = parse_mode(p["public_mode"], "public_mode")
         uid, gid = resolve_owner(p["owner"], p["group"])
         if p["kind"] != "symmetric" and p["encoding"] != "raw":

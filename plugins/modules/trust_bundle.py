@@ -114,7 +114,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.module_support
 try:
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import files as fs
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
-        fingerprint, load_certificates, merge_bundle, pem_of)
+        fingerprint, is_ca_certificate, load_certificates, merge_bundle, pem_of)
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import not_valid_after, utcnow
 except ImportError:
@@ -167,6 +167,12 @@ def run(module):
         if not found:
             raise PKIError("certificates[%d]" % index, "no PEM certificate in this item",
                            "pass the PEM text, e.g. with lookup('ansible.builtin.file', ...)")
+        for cert in found:
+            if not is_ca_certificate(cert):
+                raise PKIError("certificates[%d]" % index, "%s is not a CA certificate (no basicConstraints CA:TRUE "
+                               "with keyCertSign): a leaf is never a trust anchor" % cert.subject.rfc4514_string(),
+                               "pass the CA's root (root.crt, or the ca-bundle.crt node_certificate installs), "
+                               "not a server or client certificate")
         certs.extend(found)
     now = utcnow()
     kept = merge_bundle(certs, drop_expired=params["drop_expired"], now=now)

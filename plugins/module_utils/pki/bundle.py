@@ -33,6 +33,19 @@ def load_certificates(data, field: str) -> List[x509.Certificate]:
     return certs
 
 
+def is_ca_certificate(cert: x509.Certificate) -> bool:
+    """basicConstraints CA:TRUE and, where keyUsage is present, keyCertSign: something that may anchor trust."""
+    try:
+        if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign)
+    except x509.ExtensionNotFound:
+        return True
+
+
 def load_certificate(data, field: str) -> x509.Certificate:
     certs = load_certificates(data, field)
     if not certs:

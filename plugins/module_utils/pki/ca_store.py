@@ -35,7 +35,7 @@ except ImportError:  # modules report it through module_support.require_cryptogr
 
 from .authority import (CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate,
                         verify_signed_by)
-from .bundle import certificate_pem, describe, load_certificate
+from .bundle import certificate_pem, describe, is_ca_certificate, load_certificate
 from . import files as fs
 from . import ledger
 from .ca_files import check_complete, metadata_of, read_directory
@@ -176,9 +176,9 @@ def check_consistent(ca: CertificateAuthority, meta: Mapping, where: str, field:
 def consistency_problems(cert, root, meta: Mapping) -> List[str]:
     """What does not fit between ca.crt, root.crt and ca.json (no key needed)."""
     problems = []
-    if not _is_ca(root) or not verify_signed_by(root, root):
+    if not is_ca_certificate(root) or not verify_signed_by(root, root):
         problems.append("root.crt is not a self-signed CA certificate")
-    if cert != root and (not _is_ca(cert) or not verify_signed_by(cert, root)):
+    if cert != root and (not is_ca_certificate(cert) or not verify_signed_by(cert, root)):
         problems.append("ca.crt is not signed by root.crt")
     if meta and bool(meta.get("intermediate", cert != root)) != (cert != root):
         problems.append("ca.json says intermediate=%s, the certificates say %s" % (meta.get("intermediate"),
@@ -187,13 +187,6 @@ def consistency_problems(cert, root, meta: Mapping) -> List[str]:
     if meta.get("common_name") and (not cn or str(cn[0].value) != meta["common_name"]):
         problems.append("ca.json names the CA %r, ca.crt %r" % (meta["common_name"], str(cn[0].value) if cn else ""))
     return problems
-
-
-def _is_ca(cert) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
 
 
 def check_public_files(files: Mapping[str, Optional[bytes]], where: str, field: str) -> None:

@@ -98,6 +98,18 @@ def open_nofollow(path: str, flags: int = os.O_RDONLY, field: str = "path", mode
     return fd
 
 
+def check_key_mode(mode: int, allow_group_readable: bool, field: str = "key_mode") -> None:
+    """A private key is never readable by others; by its group only when the user says so by name."""
+    if mode & 0o007:
+        raise PKIError(field, "mode %04o lets every user on the host read or change the private key" % mode,
+                       'use "0600" (or "0640" with group and allow_group_readable_key: true)')
+    if mode & 0o070 and not allow_group_readable:
+        raise PKIError(field, "mode %04o lets the group read or change the private key" % mode,
+                       'use "0600", or set allow_group_readable_key: true if a service group must read it')
+    if mode & 0o020:
+        raise PKIError(field, "mode %04o lets the group change the private key" % mode, 'use "0640" or "0600"')
+
+
 def read_bytes(path: str, field: str = "path") -> Optional[bytes]:
     """The content of the regular file ``path`` (None when absent); never follows a link."""
     try:

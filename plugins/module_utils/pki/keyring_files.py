@@ -18,7 +18,8 @@ import stat
 from typing import Dict, Optional, Tuple
 
 from .errors import PKIError
-from .files import FileSpec, atomic_write, ensure_directory, fsync_dir, remove_quietly
+from .files import (FileSpec, apply_attributes, atomic_write, check_directory_safe, ensure_directory, fsync_dir,
+                    read_bytes, remove_quietly)
 from .keyring import SECRET_PARTS, ENTRY, Keyring, Plan
 
 META = ".keyring.json"
@@ -30,21 +31,22 @@ def check_directory(path: str, field: str = "path") -> None:
     if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
         raise PKIError(field, "%s exists and is not a directory" % path, "choose a directory for the keyring")
     probe = path
-    while not os.path.exists(probe):
+    while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
+    check_directory_safe(probe, field)
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PKIError(field, "%s is not writable" % probe, "run as a user who may write there (become: true)")
 
 
 def read_meta(path: str) -> Dict:
-    try:
-        with open(os.path.join(path, META)) as handle:
-            meta = json.load(handle)
-        return meta if isinstance(meta, dict) else {}
-    except FileNotFoundError:
+    data = read_bytes(os.path.join(path, META), "path")
+    if data is None:
         return {}
+    try:
+        meta = json.loads(data.decode("utf-8"))
     except ValueError:
         return {}  # unreadable times restart the gates; the entries are the truth
+    return meta if isinstance(meta, dict) else {}
 
 
 def read_entries(path: str, field: str = "path") -> Dict[str, bytes]:
@@ -57,15 +59,36 @@ def read_entries(path: str, field: str = "path") -> Dict[str, bytes]:
         full = os.path.join(path, name)
         if os.path.islink(full) or not os.path.isfile(full):
             raise PKIError(field, "%s is not a regular file" % full, "a keyring directory holds only its entry files")
-        with open(full, "rb") as handle:
-            entries[name] = handle.read()
+        entries[name] = read_bytes(full, field) or b""
     return entries
+
+
+def _journal(meta: Dict, path: str) -> Optional[Dict]:
+    """The unfinished transition, if any, after checking it names only entries of this keyring."""
+    journal = meta.get("transition")
+    if not journal:
+        return None
+    names = []
+    try:
+        names += list(journal.get("write", [])) + list(journal.get("remove", []))
+        for pair in journal.get("rename", []):
+            src, dst = pair
+            names += [src, dst]
+    except (TypeError, ValueError, AttributeError):
+        names.append(None)
+    bad = [n for n in names if not isinstance(n, str) or not ENTRY.match(n)]
+    if bad:
+        raise PKIError("path", "the unfinished transition in %s names %r, which is not an entry of this keyring"
+                       % (os.path.join(path, META), bad[0]),
+                       "someone edited the record: check the directory, then remove the transition from %s by hand"
+                       % META)
+    return journal
 
 
 def recover(path: str) -> Optional[str]:
     """Finish or undo a transition a killed run left behind; returns what was done."""
     meta = read_meta(path)
-    journal = meta.get("transition")
+    journal = _journal(meta, path)
     if not journal:
         return None
     for name in journal.get("write", []):  # new material: not in use yet, undo
@@ -98,7 +121,7 @@ def attribute_fixes(path: str, ring: Keyring, key_mode: int, public_mode: int, u
     fixes = {}
     for name in ring.names():
         part = ENTRY.match(name).group(2)
-        st = os.stat(os.path.join(path, name))
+        st = os.lstat(os.path.join(path, name))
         want = mode_for(part, key_mode, public_mode)
         problems = []
         if stat.S_IMODE(st.st_mode) != want:
@@ -157,7 +180,5 @@ def apply(path: str, plan: Plan, key_mode: int, public_mode: int, uid: int = -1,
         _write_meta(path, plan.after.meta)
     for name in plan.after.names():
         part = ENTRY.match(name).group(2)
-        full = os.path.join(path, name)
-        if uid != -1 or gid != -1:
-            os.chown(full, uid, gid)
-        os.chmod(full, mode_for(part, key_mode, public_mode))
+        apply_attributes(os.path.join(path, name), FileSpec(os.path.join(path, name),
+                                                            mode_for(part, key_mode, public_mode), uid, gid))

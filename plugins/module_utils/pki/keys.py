@@ -50,9 +50,39 @@ def check_public_key_strength(public_key, field: str) -> None:
                        "use an EC P-256/P-384, RSA 2048-4096 or Ed25519 key") from None
 
 
+def pem_damage(data: bytes) -> Optional[str]:
+    """Why ``data`` is not one whole PEM block (truncated, cut, bad base64), or None."""
+    import base64
+    import binascii
+    import re
+
+    match = re.search(rb"-----BEGIN ([A-Z ]+)-----\s*(.*?)-----END \1-----", data, re.S)
+    if match is None:
+        return "it has no complete PEM block (truncated?)"
+    body = re.sub(rb"^[A-Za-z-]+:.*$", b"", match.group(2), flags=re.M)  # legacy Proc-Type/DEK-Info headers
+    try:
+        der = base64.b64decode(b"".join(body.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return "its base64 body is damaged"
+    if len(der) < 2 or der[0] != 0x30:
+        return "its content is not a DER structure"
+    length, offset = der[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, offset = int.from_bytes(der[2:2 + count], "big"), 2 + count
+    if offset + length != len(der):
+        return "its content is %d bytes where its header announces %d (truncated or damaged)" % (
+            len(der), offset + length)
+    return None
+
+
 def load_private_key(data: bytes, passphrase: Optional[str], field: str):
     """Load a PEM private key, turning every failure into a PKIError naming ``field``."""
     password = passphrase.encode("utf-8") if passphrase else None
+    damage = pem_damage(data)
+    if damage:
+        raise PKIError(field, "the file is not a readable PEM private key: %s" % damage,
+                       "restore the key from backup, or remove the file to have a new key generated")
     try:
         return serialization.load_pem_private_key(data, password=password)
     except TypeError as exc:

@@ -76,7 +76,7 @@ class NodeRequest:
 
     def __post_init__(self) -> None:
         self.key_spec = validate_key_spec(self.key_spec)
-        check_key_mode(self.key.mode, self.allow_group_readable_key)
+        fs.check_key_mode(self.key.mode, self.allow_group_readable_key)
         if self.regenerate_key not in REGENERATE_KEY:
             raise PKIError("regenerate_key", "unknown value %r" % self.regenerate_key,
                            "use one of %s" % ", ".join(REGENERATE_KEY))
@@ -118,18 +118,6 @@ class NodeResult:
         if self.csr:
             out["csr"] = self.csr
         return out
-
-
-def check_key_mode(mode: int, allow_group_readable: bool, field: str = "key_mode") -> None:
-    """A private key is never readable by others; by its group only when the user says so by name."""
-    if mode & 0o007:
-        raise PKIError(field, "mode %04o lets every user on the host read or change the private key" % mode,
-                       'use "0600" (or "0640" with group and allow_group_readable_key: true)')
-    if mode & 0o070 and not allow_group_readable:
-        raise PKIError(field, "mode %04o lets the group read or change the private key" % mode,
-                       'use "0600", or set allow_group_readable_key: true if a service group must read it')
-    if mode & 0o020:
-        raise PKIError(field, "mode %04o lets the group change the private key" % mode, 'use "0640" or "0600"')
 
 
 def check_owner_of_path(request: NodeRequest) -> None:

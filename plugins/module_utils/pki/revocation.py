@@ -31,7 +31,7 @@ except ImportError:  # modules report it through module_support.require_cryptogr
     pass
 
 from . import files as fs
-from . import ledger
+from . import ledger, ownership
 from .authority import BACKDATE
 from .errors import PKIError
 from .keys import signature_hash_for
@@ -107,13 +107,14 @@ class RevocationPlan:
 
 
 def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Iterable[str], allow_unlisted: bool,
-            now: datetime.datetime, where: str) -> List[Dict]:
+            now: datetime.datetime, where: str, already_revoked: Sequence[Dict] = ()) -> List[Dict]:
     """Ledger entries (or bare serials) to revoke; unknown hosts and serials are errors, not no-ops."""
     chosen: Dict[str, Dict] = {}
     by_serial = {}
     for entry in ledger_entries:
         if entry.get("serial"):
             by_serial[normalize_serial(entry["serial"], "ledger")] = entry
+    revoked_before = {str(e.get("serial", "")).lower() for e in already_revoked}
     for host in hosts:
         entries = [e for e in ledger_entries if e.get("host") == host]
         if not entries:
@@ -121,7 +122,13 @@ def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Itera
             raise PKIError("hosts", "the ledger of %s lists no certificate for host %r" % (where, host),
                            "use the inventory name the certificate was issued to (the ledger knows: %s)"
                            % (", ".join(known[:20]) or "no hosts yet"))
-        for entry in entries:
+        # every live certificate naming the host goes too, whoever it was issued to: a name is an identity
+        names = ownership.names_of_host(ledger_entries, host, revoked_before, now)
+        for entry in ledger_entries:
+            mine = entry.get("host") == host
+            shared = set(entry.get("shared") or [])
+            if not mine and not (set(n for n in entry.get("names") or [] if isinstance(n, str)) - shared) & names:
+                continue
             try:
                 expired = parse_isoformat(entry["not_after"]) <= now
             except (KeyError, TypeError, ValueError):
@@ -203,7 +210,7 @@ def plan(ca, where: str, files: Dict[str, Optional[bytes]], hosts: Sequence[str]
     ledger_entries = ledger.parse(files.get(ledger.LEDGER) or b"")[0]
     already = {e["serial"] for e in before["revoked"]}
     newly = []
-    for entry in _select(ledger_entries, hosts, serials, allow_unlisted, now, where):
+    for entry in _select(ledger_entries, hosts, serials, allow_unlisted, now, where, before["revoked"]):
         if entry["serial"] in already:
             continue
         newly.append({"serial": entry["serial"], "host": entry.get("host", ""), "subject": entry.get("subject", ""),
