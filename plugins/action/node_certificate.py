@@ -22,6 +22,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import (
     check_policy, read_policy, read_public, verified_public)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import check_key_mode, parse_mode
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
     Identity, build_identity, host_names_from_facts, merge)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec import KeySpec, validate_key_spec
@@ -140,7 +141,8 @@ def other_hosts_names(task_vars, me):
         return {}
     cache = getattr(manager, "_fact_cache", None)
     owners = {}
-    for host in inventory.get_hosts("all"):
+    # every host of the inventory, not only those a --limit leaves in the play
+    for host in list(getattr(inventory, "hosts", {}).values()):
         if host.name == me:
             continue
         names = [host.name]
@@ -255,13 +257,20 @@ class ActionModule(ActionBase):
                            "renew before a fraction of the lifetime, e.g. valid_for 90d with renew_before 30d")
         if not os.path.isabs(params["path"]):
             raise PKIError("path", "%r is not an absolute path" % params["path"], "give an absolute directory")
+        node_file_names(params["name"])
+        check_key_mode(parse_mode(params["key_mode"], "key_mode"), params["allow_group_readable_key"])
+        identity, discover = plan_identity(params, task_vars)
+        if identity.is_empty() and not discover:
+            raise PKIError("identity_from", "the certificate would name nothing",
+                           "keep identity_from or add dns_names / ip_addresses")
         if params["ca"]:
             if params["trust_also"]:
                 raise PKIError("trust_also", "trust_also names CA directories on the controller, but the CA is on "
                                "a CA host", "pass trust_also to ca_info on the CA host instead")
             issuer_pem, bundle_pem, policy, revoked = public_of(params["ca"])
         else:
-            issuer_pem, bundle_pem = verified_public(params["ca_path"], params["ca_passphrase"])
+            issuer_pem, bundle_pem = verified_public(params["ca_path"], params["ca_passphrase"],
+                                                     write_stamp=not self._task.check_mode)
             for other in params.get("trust_also") or []:
                 # CA rotation: the other CA's root joins the bundle (trust both), never the signing chain
                 root = read_public(other, "trust_also")[1]
@@ -269,11 +278,6 @@ class ActionModule(ActionBase):
                     bundle_pem += root
             policy, revoked = read_policy(params["ca_path"]), revoked_serials(params["ca_path"])
         check_policy(policy, valid_for, params["allow_wildcard"], utcnow(), renew_before=renew_before)
-        identity, discover = plan_identity(params, task_vars)
-        if identity.is_empty() and not discover:
-            raise PKIError("identity_from", "the certificate would name nothing",
-                           "keep identity_from or add dns_names / ip_addresses")
-        node_file_names(params["name"])
         node_args = {k: params[k] for k in NODE_SHARED_OPTIONS}
         node_args["host"] = task_vars.get("inventory_hostname", "")
         node_args["issuer"] = issuer_pem

@@ -241,6 +241,12 @@ def main():
         supports_check_mode=True,
     )
     require_cryptography(module)
+    params = module.params
+    if (module.check_mode and params["ca_path"] and not os.path.lexists(params["ca_path"])
+            and not params["hosts"] and not params["serials"]):
+        # check mode of a first run: site.yml would create the CA; there is nothing to revoke or publish yet
+        module.warn("no CA at %s yet (check mode): nothing to revoke, no CRL to publish" % params["ca_path"])
+        module.exit_json(changed=False, revoked=[], revoked_serials=[], crl_number=None)
 
     def work(store):
         result = run(module.params, store, module.check_mode)

@@ -14,7 +14,8 @@ description:
     M(securebydefault.pki.certificate_info) and the keyrings' metadata), and, with O(kubernetes=true), lists
     cert-manager Certificates and keyring Secrets through the API.
   - Every item gets a status - C(ok), C(due) (inside O(warn_within) of expiry or of a due rotation step),
-    C(expired), C(blocked) (a rotation waiting on evidence), C(not_ready) (cert-manager) - and the next action
+    C(expired), C(missing) (a CA directory that does not exist yet), C(blocked) (a rotation waiting on
+    evidence), C(not_ready) (cert-manager) - and the next action
     with its time, sorted most urgent first. The report is also rendered as Markdown (O(report_path)).
   - A CA that has published a CRL (M(securebydefault.pki.revoke)) gets a C(crl) item. It is C(due) within
     3 days of the CRL's next update and C(expired) after it, because peers that check CRLs then refuse every
@@ -99,7 +100,7 @@ summary:
   description: Items per status.
   returned: always
   type: dict
-  sample: {ok: 12, due: 1, expired: 0, blocked: 0, not_ready: 0}
+  sample: {ok: 12, due: 1, expired: 0, missing: 0, blocked: 0, not_ready: 0}
 report:
   description: The Markdown report.
   returned: always
@@ -121,7 +122,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files impo
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
     isoformat, parse_duration, parse_isoformat, utcnow)
 
-URGENCY = {"expired": 0, "blocked": 1, "not_ready": 2, "due": 3, "ok": 4}
+URGENCY = {"expired": 0, "missing": 1, "blocked": 2, "not_ready": 3, "due": 4, "ok": 5}
 CRL_WARN = datetime.timedelta(days=3)  # the revoke module's default crl_renew_before
 
 
@@ -182,6 +183,10 @@ def ca_items(paths, cas, states, now, warn):
 
     out = []
     for path in paths:
+        if not os.path.lexists(path):
+            out.append(item("ca", "(no CA yet)", path, status="missing",
+                            next_action="create the CA (playbooks/site.yml, role cluster_ca)"))
+            continue
         crl_path = os.path.join(path, revocation.CRL)
         out += one_ca_items(read_public(path, "ca_paths")[0], path, read_bytes(crl_path), crl_path, now, warn)
     for index, info in enumerate(cas):

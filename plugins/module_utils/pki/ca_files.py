@@ -120,7 +120,8 @@ def _stamp_mac(files: Mapping[str, Optional[bytes]], passphrase: str) -> str:
     return hmac.new(key, digest.digest(), hashlib.sha256).hexdigest()
 
 
-def verified_public(path: str, passphrase: Optional[str], field: str = "ca_path") -> Tuple[str, str]:
+def verified_public(path: str, passphrase: Optional[str], field: str = "ca_path",
+                    write_stamp: bool = True) -> Tuple[str, str]:
     """(issuer PEM, trust bundle PEM) of a CA directory whose files were checked against each other.
 
     The full check (root <-> intermediate <-> decrypted key <-> ca.json) runs whenever the
@@ -141,7 +142,7 @@ def verified_public(path: str, passphrase: Optional[str], field: str = "ca_path"
     from .ca_store import load_ca_from
 
     load_ca_from(files, path, passphrase, field, check=False)
-    if passphrase:
+    if passphrase and write_stamp:
         atomic_write(FileSpec(os.path.join(path, STAMP), 0o600),
                      (json.dumps({"mac": _stamp_mac(files, passphrase)}) + "\n").encode("ascii"))
     return public

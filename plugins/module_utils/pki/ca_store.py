@@ -180,9 +180,10 @@ def consistency_problems(cert, root, meta: Mapping) -> List[str]:
         problems.append("root.crt is not a self-signed CA certificate")
     if cert != root and (not is_ca_certificate(cert) or not verify_signed_by(cert, root)):
         problems.append("ca.crt is not signed by root.crt")
-    if meta and bool(meta.get("intermediate", cert != root)) != (cert != root):
-        problems.append("ca.json says intermediate=%s, the certificates say %s" % (meta.get("intermediate"),
-                                                                                 cert != root))
+    intermediate = cert != root
+    if meta and bool(meta.get("intermediate", intermediate)) != intermediate:
+        problems.append("ca.json says intermediate=%s, the certificates say %s"
+                        % (meta.get("intermediate"), intermediate))
     cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
     if meta.get("common_name") and (not cn or str(cn[0].value) != meta["common_name"]):
         problems.append("ca.json names the CA %r, ca.crt %r" % (meta["common_name"], str(cn[0].value) if cn else ""))

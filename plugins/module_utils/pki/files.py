@@ -243,10 +243,13 @@ def ensure_directory(path: str, mode: int = 0o755, field: str = "path", owner_ui
     os.chmod(path, mode)
 
 
-def stage_file(spec: FileSpec, data: bytes) -> str:
-    """Write ``data`` to a temp file beside ``spec.path`` with final mode/owner; return its path."""
+def stage_file(spec: FileSpec, data: bytes, dir_owner: int = -1) -> str:
+    """Write ``data`` to a temp file beside ``spec.path`` with final mode/owner; return its path.
+
+    The directory may belong to root, the running user, ``spec.uid`` or ``dir_owner``.
+    """
     directory = os.path.dirname(spec.path)
-    ensure_directory(directory, owner_uid=spec.uid)
+    ensure_directory(directory, owner_uid=dir_owner if dir_owner != -1 else spec.uid)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(spec.path), dir=directory)
     try:
         os.fchmod(fd, spec.mode)
@@ -269,8 +272,8 @@ def commit_staged(tmp: str, path: str) -> None:
     fsync_dir(os.path.dirname(path))
 
 
-def atomic_write(spec: FileSpec, data: bytes) -> None:
-    commit_staged(stage_file(spec, data), spec.path)
+def atomic_write(spec: FileSpec, data: bytes, dir_owner: int = -1) -> None:
+    commit_staged(stage_file(spec, data, dir_owner), spec.path)
 
 
 def remove_quietly(path: str) -> None:

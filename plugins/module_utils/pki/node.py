@@ -167,7 +167,8 @@ def _write_record(request: NodeRequest, cert: x509.Certificate, identity: Identi
                         chain_path=request.chain.path if request.chain else None, issuer_pem=request.issuer_pem,
                         names=identity.names(), usages=request.usages, key=request.key_spec.describe(),
                         not_after=info["not_after"], serial=info["serial"], fingerprint=info["fingerprint"],
-                        issuer=info["issuer"], host=request.host, key_encrypted=bool(request.key_passphrase))
+                        issuer=info["issuer"], host=request.host, key_encrypted=bool(request.key_passphrase),
+                        dir_owner=request.key.uid)
     spec = fs.FileSpec(record.record_path(request.cert.path), request.key.mode, request.key.uid, request.key.gid)
     encoded = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
     if fs.read_bytes(spec.path) != encoded or fs.attribute_changes(spec.path, spec):
@@ -205,7 +206,7 @@ def _converge_file(request: NodeRequest, result: NodeResult, spec: fs.FileSpec,
 def check_destinations(request: NodeRequest) -> None:
     """Every file this request may write or read back is a plain file in a directory only trusted users write."""
     for field, spec in request.destinations():
-        fs.check_destination(spec.path, field, spec.uid)
+        fs.check_destination(spec.path, field, request.key.uid)
     fs.check_destination(request.pending_key_path, "key_path (.pending)", request.key.uid)
     fs.check_destination(record.record_path(request.cert.path), "cert_path (.issued.json)", request.key.uid)
 

@@ -60,7 +60,7 @@ def _mac_key_path(cert_path: str) -> str:
     return os.path.join(os.path.dirname(cert_path), MAC_KEY)
 
 
-def mac_key(cert_path: str, create: bool = False) -> Optional[bytes]:
+def mac_key(cert_path: str, create: bool = False, dir_owner: int = -1) -> Optional[bytes]:
     """The record key of the certificate's directory, if it is ours (0600, our uid); made anew when asked."""
     path = _mac_key_path(cert_path)
     try:
@@ -74,7 +74,7 @@ def mac_key(cert_path: str, create: bool = False) -> Optional[bytes]:
     if not create:
         return None
     key = os.urandom(32)
-    atomic_write(FileSpec(path, 0o600), key)  # replaces whatever was there, never through a link
+    atomic_write(FileSpec(path, 0o600), key, dir_owner)  # replaces whatever was there, never through a link
     return key
 
 
@@ -85,14 +85,14 @@ def _mac(key: bytes, data: Dict) -> str:
 
 def build(*, cert_path: str, key_path: str, chain_path: Optional[str], issuer_pem: str, names: Sequence[str],
           usages: Sequence[str], key: str, not_after: str, serial: str, fingerprint: str, issuer: str,
-          host: str = "", key_encrypted: bool = False) -> Dict:
+          host: str = "", key_encrypted: bool = False, dir_owner: int = -1) -> Dict:
     """The record of what is installed now, authenticated with the directory's record key."""
     data = {"format": FORMAT, "cert_sha256": sha256_file(cert_path), "key_sha256": sha256_file(key_path),
             "chain_sha256": sha256_file(chain_path) if chain_path else None,
             "issuer_sha256": issuer_digest(issuer_pem), "names": list(names), "usages": sorted(usages),
             "key": key, "not_after": not_after, "serial": serial, "fingerprint": fingerprint, "issuer": issuer,
             "host": host, "key_encrypted": bool(key_encrypted)}
-    data["mac"] = _mac(mac_key(cert_path, create=True) or b"", data)
+    data["mac"] = _mac(mac_key(cert_path, create=True, dir_owner=dir_owner) or b"", data)
     return data
 
 

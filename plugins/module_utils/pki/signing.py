@@ -59,4 +59,3 @@ def sign_csr(store, passphrase: Optional[str], csr_pem: str, names: Sequence[str
     store.record(entry, check=lambda ledger_bytes, revoked_json: ownership.check_free(
         ledger_bytes, revoked_json, host, identity.names(), shared, now, store.where))
     return certificate_pem(cert), serial
-
