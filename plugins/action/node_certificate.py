@@ -97,27 +97,34 @@ def plan_identity(params, task_vars):
     return merge(*parts) if parts else Identity(), discover
 
 
-def vetted_identity(approved, prepared, params):
+def vetted_identity(approved, prepared, params, discover):
     """The identity to sign: the approved names plus what the node discovered about itself, rebuilt here.
 
-    The node's own list of names is never signed as such: only the facts it reports (hostname,
-    FQDN, addresses) are taken, through the same rules as gathered facts; the CA then checks the
-    CSR names exactly this identity.
+    The node's own list of names is never signed as such: only the facts it was asked to discover
+    (``discover``: hostname, FQDN, IPv4/IPv6 addresses) are taken, each checked to be of its kind,
+    through the same rules as gathered facts; the CA then checks the CSR names exactly this identity.
     """
     discovered = prepared.get("discovered") or {}
     if not isinstance(discovered, dict):
         raise PKIError("identity_from", "the node reported discoveries that are not a mapping",
                        "gather facts (gather_facts: true) so names come from the controller's facts")
-    names = list(approved)
+    parts = [build_identity(approved, "names", params["allow_wildcard"])]
     for key in ("hostname", "fqdn"):
         value = discovered.get(key)
-        if value and not str(value).startswith("localhost"):
-            names.append(str(value))
+        if key in discover and value and not str(value).startswith("localhost"):
+            parts.append(_typed_names([str(value)], "identity_from (%s the node reported)" % key, "dns", False))
     addresses = discovered.get("addresses") or []
     if not isinstance(addresses, list):
         raise PKIError("identity_from", "the node reported addresses that are not a list", "gather facts")
-    names.extend(str(a) for a in addresses)
-    identity = build_identity(names, "identity_from (discovered by the node)", params["allow_wildcard"])
+    if addresses:
+        found = _typed_names([str(a) for a in addresses], "identity_from (addresses the node reported)", "ip", False)
+        versions = {int(source[-1]) for source in discover if source in ("ipv4", "ipv6")}
+        unasked = [str(a) for a in found.ip_addresses if a.version not in versions]
+        if unasked:
+            raise PKIError("identity_from", "the node reported addresses it was not asked for: %s" % unasked,
+                           "check the node; only the address families in identity_from are discovered")
+        parts.append(found)
+    identity = merge(*parts)
     reported = sorted(str(n) for n in prepared.get("identity") or [])
     if reported != sorted(identity.names()):
         extra = sorted(set(reported) - set(identity.names()))
@@ -219,7 +226,7 @@ class ActionModule(ActionBase):
         if not prepared.get("csr"):
             return self._finish(result, prepared)
         try:
-            identity = vetted_identity(approved, prepared, params)
+            identity = vetted_identity(approved, prepared, params, discover)
             check_not_foreign(identity, task_vars, params["shared_names"])
             prepared["identity"] = identity.names()
             if params["ca"] and not params["certificate"]:

@@ -45,6 +45,13 @@ options:
     type: list
     elements: path
     default: []
+  passphrase:
+    description:
+      - The CA key's passphrase. With it, C(ca.key) is decrypted here (in memory) and checked to be the key
+        of C(ca.crt) before anything is returned, so a certificate pair swapped in by someone who does not
+        know the passphrase never reaches a trust bundle.
+      - Without it the certificates and C(ca.json) are still checked against each other, but not the key.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -105,13 +112,19 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.ca_location im
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import (
     metadata_of, policy_of, public_of, read_public)
 from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import check_public_files
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import check_public_files, load_ca_from
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import CRL, STATE, serials_of, state_of
 
 
 def read(params, store):
-    files = store.read(("ca.crt", "root.crt", "ca.json", STATE, CRL))  # never the key
-    check_public_files(files, store.where, store.field)  # root <-> intermediate <-> ca.json, before any is read
+    if params["passphrase"]:
+        # root <-> intermediate <-> key <-> ca.json; the key is decrypted in memory and dropped
+        files = store.read(("ca.crt", "root.crt", "ca.json", "ca.key", STATE, CRL))
+        load_ca_from(files, store.where, params["passphrase"], store.field, passphrase_field="passphrase",
+                     check=False)
+    else:
+        files = store.read(("ca.crt", "root.crt", "ca.json", STATE, CRL))
+        check_public_files(files, store.where, store.field)  # root <-> intermediate <-> ca.json
     issuer, bundle = public_of(files, store.where, store.field)
     for other in params["trust_also"]:
         root = read_public(other, "trust_also")[1]
@@ -130,7 +143,8 @@ def main():
     module = AnsibleModule(argument_spec=dict(K8S_ACCESS_SPEC,
                                               path=dict(type="path"),
                                               secret=CA_SECRET_OPTION,
-                                              trust_also=dict(type="list", elements="path", default=[])),
+                                              trust_also=dict(type="list", elements="path", default=[]),
+                                              passphrase=dict(type="str", no_log=True)),
                            mutually_exclusive=[("path", "secret"), ("secret", "trust_also")],
                            required_one_of=[("path", "secret")],
                            supports_check_mode=True)

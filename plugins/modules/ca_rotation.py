@@ -125,7 +125,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write, read_bytes
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import ORDER, Evidence, decide
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
@@ -181,12 +181,12 @@ def main():
                  "done": parse_duration(p["drop_after"], "drop_after", allow_zero=True)}
         now = utcnow()
         try:
-            with open(p["path"]) as handle:
-                state = json.load(handle)
-        except FileNotFoundError:
-            state = {}
+            state = json.loads((read_bytes(p["path"], "path") or b"{}").decode("utf-8"))
         except ValueError:
             raise PKIError("path", "%s is not valid JSON" % p["path"], "restore it from backup") from None
+        if not isinstance(state, dict):
+            raise PKIError("path", "%s is not a rotation state this module wrote" % p["path"],
+                           "restore it from backup")
         if state and (state.get("old_root") != old_root or state.get("new_root") != new_root):
             raise PKIError("path", "%s records a rotation between other CAs" % p["path"],
                            "finish that rotation, or give this rotation its own state file")

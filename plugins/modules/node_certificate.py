@@ -111,7 +111,7 @@ options:
   shared_names:
     description:
       - Names (DNS names, addresses, URIs) that several hosts may carry at once, such as a service VIP.
-      - Any other name belongs to one live host at a time: a name that the controller knows as another
+      - Any other name belongs to one live host at a time. A name that the controller knows as another
         inventory host's (its inventory name, C(ansible_host), its cached facts), or that another host
         holds with a live certificate in the CA's ledger, is refused, naming both hosts.
     type: list

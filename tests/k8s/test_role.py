@@ -51,6 +51,12 @@ def test_kubernetes_playbook_with_cert_manager_cas(api_client, control_plane, tm
                 {"name": "orders", "namespace": "shop-" + suffix, "reloader": True}]
     extra = {"cert_manager_pki_services": services, "cert_manager_pki_selfsigned_issuer": "selfsigned-" + suffix}
 
+    # check mode on a fresh cluster: it passes, reports what it would do, and creates nothing
+    proc, recap = playbook(control_plane, extra, check=True)
+    assert recap["failed"] == 0 and recap["changed"] > 0, proc.stdout
+    namespaces = [n.metadata.name for n in client.CoreV1Api(api_client).list_namespace().items]
+    assert "akka-" + suffix not in namespaces and "shop-" + suffix not in namespaces
+
     proc, recap = playbook(control_plane, extra)
     assert recap["failed"] == 0 and recap["changed"] > 0, proc.stdout
     assert "mount Secret akka-seed-tls" in proc.stdout

@@ -246,6 +246,19 @@ def test_swapped_root_is_never_pushed_to_nodes(world):
     assert tree(world["ca"], world["tmp"] / "nodes") == before
 
 
+def test_ca_info_with_the_passphrase_catches_a_coherent_swap(world):
+    """ca.crt and root.crt replaced by one self-signed certificate of the same name: only the key tells."""
+    rc, out = ad_hoc("cluster_ca", {"path": str(world["tmp"] / "evil"), "common_name": "adversarial CA",
+                                    "passphrase": "some-other-passphrase"})
+    assert rc == 0, out
+    for name in ("ca.crt", "root.crt"):
+        (world["ca"] / name).write_bytes((world["tmp"] / "evil" / name).read_bytes())
+    before = tree(world["ca"])
+    rc, out = ad_hoc("ca_info", {"path": str(world["ca"]), "passphrase": PASSPHRASE})
+    assert rc != 0 and "ca.key does not match" in out, out
+    assert tree(world["ca"]) == before
+
+
 # ---------------------------------------------------------------- check mode of every shipped playbook
 
 def demo(tmp_path, playbook, *extra, check=False):
@@ -275,3 +288,44 @@ def test_shipped_playbooks_pass_check_mode_fresh_and_deployed(tmp_path, playbook
     if playbook == "site.yml":
         assert all(r["changed"] == 0 for r in result.values()), out
     assert tree(root) == before
+
+
+# ---------------------------------------------------------------- the controller's view of what a node reports
+
+def action():
+    from ansible_collections.securebydefault.pki.plugins.action import node_certificate
+
+    return node_certificate
+
+
+ALL = ["hostname", "fqdn", "ipv4", "ipv6"]
+
+
+@pytest.mark.parametrize("prepared,discover,match", [
+    ({"identity": ["node1", "node2"], "discovered": {"hostname": "node1"}}, ALL, "did not discover: \\['node2'\\]"),
+    ({"identity": ["node1", "10.0.0.9"], "discovered": {"addresses": []}}, ALL, "did not discover"),
+    # facts were gathered (nothing to discover): what the node reports anyway is not taken
+    ({"identity": ["node1", "evil.example"], "discovered": {"hostname": "evil.example"}}, [], "did not discover"),
+    ({"identity": ["node1", "login.example.com"], "discovered": {"addresses": ["login.example.com"]}}, ALL,
+     "are not IP addresses"),
+    ({"identity": ["node1", "spiffe://example.com/sa/db"], "discovered": {"fqdn": "spiffe://example.com/sa/db"}},
+     ALL, "are not DNS names"),
+    ({"identity": ["node1", "::ffff:a00:5"], "discovered": {"addresses": ["::ffff:10.0.0.5"]}}, ALL,
+     "IPv4 address written as IPv6"),
+    ({"identity": ["node1", "fd00::5"], "discovered": {"addresses": ["fd00::5"]}}, ["ipv4"], "not asked for"),
+    ({"identity": ["node1"], "discovered": ["node1"]}, ALL, "not a mapping"),
+    ({"identity": ["node1"], "discovered": {"addresses": "10.0.0.1"}}, ALL, "not a list"),
+    ({"identity": ["node1", "x\ny"], "discovered": {"hostname": "x\ny"}}, ALL, "control character"),
+])
+def test_node_reports_are_rebuilt_not_believed(prepared, discover, match):
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+
+    with pytest.raises(PKIError, match=match):
+        action().vetted_identity(["node1"], prepared, {"allow_wildcard": False}, discover)
+
+
+def test_honest_node_report_is_rebuilt_to_the_same_identity():
+    reported = {"identity": ["10.0.0.1", "node1", "node1.pki.test"],
+                "discovered": {"fqdn": "node1.pki.test", "addresses": ["10.0.0.1"]}}
+    identity = action().vetted_identity(["node1"], reported, {"allow_wildcard": False}, ALL)
+    assert identity.names() == ["node1", "node1.pki.test", "10.0.0.1"]

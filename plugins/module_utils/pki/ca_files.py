@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import stat
 from typing import Dict, Mapping, Optional, Tuple
 
@@ -83,11 +84,27 @@ def read_directory(path: str, names, field: str = "ca_path") -> Dict[str, Option
 def public_of(files: Mapping[str, Optional[bytes]], where: str, field: str = "ca_path") -> Tuple[str, str]:
     """(issuer PEM: issuing CA then root if different, trust bundle PEM: the root)."""
     check_complete(files, where, field, ("ca.crt", "root.crt"))
-    issuing = (files["ca.crt"] or b"").decode("ascii", "replace")
-    root = (files["root.crt"] or b"").decode("ascii", "replace")
-    if "-----BEGIN CERTIFICATE-----" not in issuing or "-----BEGIN CERTIFICATE-----" not in root:
-        raise PKIError(field, "%s holds no PEM CA certificate" % where, "restore the CA from backup")
+    issuing = single_certificate(files["ca.crt"] or b"", "ca.crt", where, field)
+    root = single_certificate(files["root.crt"] or b"", "root.crt", where, field)
     return (issuing if issuing == root else issuing + root), root
+
+
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\r?\n?")
+
+
+def single_certificate(data: bytes, name: str, where: str, field: str) -> str:
+    """The one PEM certificate of a CA file, as text; anything more (a second root appended) is refused.
+
+    What is checked (the first certificate, parsed) is then exactly what is handed out.
+    """
+    text = data.decode("ascii", "replace")
+    blocks = _PEM_CERTIFICATE.findall(text)
+    if len(blocks) != 1 or text.count("-----BEGIN") != 1 or text.replace(blocks[0], "").strip():
+        raise PKIError(field, "%s of %s must hold exactly one PEM certificate and nothing else (found %d)"
+                       % (name, where, text.count("-----BEGIN")),
+                       "restore the CA's files from backup; a certificate added to a CA file would be trusted "
+                       "by every node")
+    return blocks[0] if blocks[0].endswith("\n") else blocks[0] + "\n"
 
 
 def read_public(path: str, field: str = "ca_path") -> Tuple[str, str]:
@@ -106,7 +123,7 @@ def read_public(path: str, field: str = "ca_path") -> Tuple[str, str]:
 # hashes of the CA files a full check (ca_store.check_consistent) found to belong together.
 STAMP = ".verified.json"
 STAMPED = ("ca.crt", "root.crt", "ca.key", "ca.json")
-_STAMP_ROUNDS = 20000
+_STAMP_ROUNDS = 4096  # at least what protects ca.key itself (PKCS#8 PBKDF2, 2048)
 
 
 def _stamp_mac(files: Mapping[str, Optional[bytes]], passphrase: str) -> str:

@@ -38,7 +38,7 @@ from .authority import (CertificateAuthority, NameConstraintsSpec, SigningPolicy
 from .bundle import certificate_pem, describe, is_ca_certificate, load_certificate
 from . import files as fs
 from . import ledger
-from .ca_files import check_complete, metadata_of, read_directory
+from .ca_files import check_complete, metadata_of, public_of, read_directory
 from .errors import PKIError
 from .keys import KeySpec, generate_private_key, load_private_key, private_key_pem, public_key_der, spec_of_key
 from .timeutil import isoformat, not_valid_after, utcnow
@@ -138,6 +138,7 @@ def load_ca_from(files: Mapping[str, Optional[bytes]], where: str, passphrase: O
                  now: Optional[datetime.datetime] = None) -> CertificateAuthority:
     """Load and validate a CA from its files, wherever they are kept (``where`` names it in messages)."""
     check_complete(files, where, field)
+    public_of(files, where, field)  # exactly one certificate in ca.crt and in root.crt
     cert = load_certificate(files["ca.crt"], "%s: ca.crt" % where)
     root = load_certificate(files["root.crt"], "%s: root.crt" % where)
     meta = metadata_of(files.get("ca.json"), where, field)
@@ -192,7 +193,7 @@ def consistency_problems(cert, root, meta: Mapping) -> List[str]:
 
 def check_public_files(files: Mapping[str, Optional[bytes]], where: str, field: str) -> None:
     """ca.crt, root.crt and ca.json agree (the key is checked where it is decrypted)."""
-    check_complete(files, where, field, ("ca.crt", "root.crt"))
+    public_of(files, where, field)  # exactly one certificate in each
     cert = load_certificate(files["ca.crt"], "%s: ca.crt" % where)
     root = load_certificate(files["root.crt"], "%s: root.crt" % where)
     problems = consistency_problems(cert, root, metadata_of(files.get("ca.json"), where, field))

@@ -127,28 +127,46 @@ def trusted_owners(extra_uid: int = -1) -> Tuple[int, ...]:
     return tuple({0, os.geteuid()} | ({extra_uid} if extra_uid != -1 else set()))
 
 
-def check_directory_safe(path: str, field: str, owner_uid: int = -1) -> None:
-    """Refuse a directory (or a link to one) that someone else could write files or links into."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(st.st_mode):
-        # a link is tolerated only where nobody but root could have made it (e.g. /var -> /private/var)
-        if st.st_uid != 0:
-            raise PKIError(field, "%s is a symbolic link owned by uid %d" % (path, st.st_uid),
-                           "use the real directory path; links made by other users are never followed")
-        st = os.stat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise PKIError(field, "%s is not a directory" % path, "remove it or choose another path")
-    if st.st_uid not in trusted_owners(owner_uid):
-        raise PKIError(field, "directory %s is owned by uid %d, not by root or the user running the task"
-                       % (path, st.st_uid), "chown it to root (or the configured owner), or choose another path")
-    if st.st_mode & 0o022:
-        who = "others" if st.st_mode & 0o002 else "its group"
-        raise PKIError(field, "directory %s is writable by %s (mode %04o): another user could plant files or "
-                       "links in it" % (path, who, stat.S_IMODE(st.st_mode)),
-                       "chmod go-w %s, or choose another directory" % path)
+def check_directory_safe(path: str, field: str, owner_uid: int = -1, holds_files: bool = True) -> None:
+    """Refuse a directory that someone other than root or the running user could write into or swap.
+
+    Every directory from ``/`` down to ``path`` is checked, because a link or a rename anywhere above
+    would redirect what root writes: each must be owned by root or the running user (``path``
+    itself may also belong to the configured owner) and must not be writable by its group or by
+    others. A world-writable directory with the sticky bit (``/tmp``) may be passed through: others
+    cannot rename or replace what we own inside it. A link on the way is followed only if root or
+    the running user made it. Parts of ``path`` that do not exist yet are not checked (they will be
+    created by ensure_directory, with our modes). With ``holds_files`` false, ``path`` is only a
+    directory we create a subdirectory in (mkdir refuses one planted there), so it may be sticky and
+    world-writable like the directories above it.
+    """
+    parts = [p for p in os.path.abspath(path).split("/") if p]
+    current = "/"
+    for index, part in enumerate(parts):
+        current = os.path.join(current, part)
+        last = index == len(parts) - 1
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in (0, os.geteuid()):
+                raise PKIError(field, "%s is a symbolic link owned by uid %d" % (current, st.st_uid),
+                               "use the real directory path; links made by other users are never followed")
+            check_directory_safe(os.path.realpath(current), field, owner_uid if last else -1)
+            st = os.stat(current)
+        if not stat.S_ISDIR(st.st_mode):
+            raise PKIError(field, "%s is not a directory" % current, "remove it or choose another path")
+        if st.st_uid not in trusted_owners(owner_uid if last else -1):
+            raise PKIError(field, "directory %s is owned by uid %d, not by root or the user running the task"
+                           % (current, st.st_uid),
+                           "chown it to root (or, for the last directory, the configured owner), or choose "
+                           "another path")
+        if st.st_mode & 0o022 and ((last and holds_files) or not st.st_mode & stat.S_ISVTX):
+            who = "others" if st.st_mode & 0o002 else "its group"
+            raise PKIError(field, "directory %s is writable by %s (mode %04o): another user could plant files or "
+                           "links in it" % (current, who, stat.S_IMODE(st.st_mode)),
+                           "chmod go-w %s, or choose another directory" % current)
 
 
 def check_destination(path: str, field: str, owner_uid: int = -1) -> None:
@@ -163,7 +181,8 @@ def check_destination(path: str, field: str, owner_uid: int = -1) -> None:
     probe = parent
     while probe and not os.path.lexists(probe):
         probe = os.path.dirname(probe)
-    check_directory_safe(probe, field, owner_uid)
+    # the configured owner may own the directory that holds the files, never one above it
+    check_directory_safe(probe, field, owner_uid if probe == parent else -1, holds_files=probe == parent)
     if not os.path.isdir(probe):
         raise PKIError(field, "cannot create %s: %s is not a directory" % (path, probe),
                        "choose a path below a directory")
@@ -191,8 +210,12 @@ def apply_attributes(path: str, spec: FileSpec) -> None:
     """chown/chmod the file ``path`` itself, through a descriptor: a link there is refused."""
     fd = open_nofollow(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise PKIError("path", "%s is not a regular file" % path, "remove it")
+        if st.st_nlink > 1:
+            raise PKIError("path", "%s has %d hard links: changing its owner or mode would change another file's"
+                           % (path, st.st_nlink), "remove it; this collection writes each file under one name")
         if spec.uid != -1 or spec.gid != -1:
             os.fchown(fd, spec.uid, spec.gid)
         os.fchmod(fd, spec.mode)
@@ -206,6 +229,8 @@ def backup_file(path: str) -> Optional[str]:
     if data is None:
         return None
     st = os.lstat(path)
+    if st.st_nlink > 1:
+        raise PKIError("backup", "%s has %d hard links" % (path, st.st_nlink), "remove the extra links")
     target = "%s.%d.%s~" % (path, os.getpid(), time.strftime("%Y-%m-%d@%H:%M:%S"))
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -224,21 +249,22 @@ def fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def ensure_directory(path: str, mode: int = 0o755, field: str = "path", owner_uid: int = -1) -> None:
+def ensure_directory(path: str, mode: int = 0o755, field: str = "path", owner_uid: int = -1,
+                     holds_files: bool = True) -> None:
     """Create ``path`` and missing parents, each with exactly ``mode`` whatever the umask.
 
     An existing directory is only checked (check_directory_safe), never re-moded.
     """
     if os.path.isdir(path) and not os.path.islink(path):
-        check_directory_safe(path, field, owner_uid)
+        check_directory_safe(path, field, owner_uid, holds_files)
         return
     parent = os.path.dirname(path.rstrip("/"))
     if parent and parent != path:
-        ensure_directory(parent, 0o755, field)
+        ensure_directory(parent, 0o755, field, holds_files=False)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
-        check_directory_safe(path, field, owner_uid)
+        check_directory_safe(path, field, owner_uid, holds_files)
         return
     os.chmod(path, mode)
 

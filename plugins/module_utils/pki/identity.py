@@ -109,6 +109,8 @@ def normalize_dns_name(name: str, field: str, allow_wildcard: bool = False) -> s
 def validate_spiffe_id(uri: str, field: str) -> str:
     _check_printable(uri, field)
     parts = urlsplit(uri)
+    if not uri.startswith("spiffe://"):
+        raise PKIError(field, "%r must start with spiffe:// in lower case" % (uri,), "write it as spiffe://trust-domain/path")
     if parts.scheme != "spiffe":
         raise PKIError(field, "%r is not a SPIFFE ID" % (uri,), "write it as spiffe://trust-domain/path")
     if not parts.netloc or not _SPIFFE_TD.match(parts.netloc) or parts.port or "@" in parts.netloc:
@@ -132,6 +134,9 @@ def validate_uri(uri: str, field: str) -> str:
     """A URI SAN: a scheme, a host that is a valid DNS name or IP, no user part, nothing unprintable."""
     _check_printable(uri, field)
     parts = urlsplit(uri)
+    if uri.split("://", 1)[0] != parts.scheme or parts.netloc != parts.netloc.lower():
+        raise PKIError(field, "%r has upper-case letters in its scheme or host" % (uri,),
+                       "write the scheme and host in lower case: one name has one spelling in a certificate")
     if not _SCHEME.fullmatch(parts.scheme or "") or not parts.netloc:
         raise PKIError(field, "%r is not a valid URI" % (uri,), "write it as scheme://host/path")
     if "@" in parts.netloc:
@@ -157,9 +162,14 @@ def parse_name(text: str, field: str, allow_wildcard: bool = False) -> Union[str
     value = text
     _check_printable(value, field)
     try:
-        return ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
-        pass
+        address = None
+    if address is not None:
+        if address.version == 6 and address.ipv4_mapped is not None:
+            raise PKIError(field, "%r is an IPv4 address written as IPv6" % (value,),
+                           "write it as %s: one address has one spelling in a certificate" % address.ipv4_mapped)
+        return address
     if "://" in value:
         scheme = value.split("://", 1)[0].lower()
         if scheme == "spiffe":

@@ -138,18 +138,20 @@ def desired_identity(request: NodeRequest, result: NodeResult) -> Identity:
 
 
 def _load_key_file(path: str, passphrase: Optional[str], field: str):
+    """(key, the bytes it was loaded from), (None, None) when absent."""
     data = fs.read_bytes(path, field)
     if data is None:
-        return None
-    return load_private_key(data, passphrase, field)
+        return None, None
+    return load_private_key(data, passphrase, field), data
 
 
 def _load_cert_file(path: str):
+    """(first certificate, the bytes it was loaded from), (None, None) when absent."""
     data = fs.read_bytes(path, "cert_path")
     if data is None:
-        return None
+        return None, None
     certs = load_certificates(data, "cert_path")
-    return certs[0] if certs else None
+    return (certs[0] if certs else None), data
 
 
 def _cert_info(cert: Optional[x509.Certificate]) -> Dict:
@@ -160,11 +162,12 @@ def _cert_info(cert: Optional[x509.Certificate]) -> Dict:
             "not_after": isoformat(not_valid_after(cert)), "fingerprint": fingerprint(cert)}
 
 
-def _write_record(request: NodeRequest, cert: x509.Certificate, identity: Identity) -> None:
-    """Remember what was installed, so the next run can skip X.509 parsing (see record.py)."""
+def _write_record(request: NodeRequest, cert: x509.Certificate, identity: Identity, cert_data: bytes,
+                  key_data: bytes, chain_data: Optional[bytes]) -> None:
+    """Remember what was checked or installed, so the next run can skip X.509 parsing (see record.py)."""
     info = _cert_info(cert)
-    data = record.build(cert_path=request.cert.path, key_path=request.key.path,
-                        chain_path=request.chain.path if request.chain else None, issuer_pem=request.issuer_pem,
+    data = record.build(cert_path=request.cert.path, cert_data=cert_data, key_data=key_data,
+                        chain_data=chain_data if request.chain else None, issuer_pem=request.issuer_pem,
                         names=identity.names(), usages=request.usages, key=request.key_spec.describe(),
                         not_after=info["not_after"], serial=info["serial"], fingerprint=info["fingerprint"],
                         issuer=info["issuer"], host=request.host, key_encrypted=bool(request.key_passphrase),
@@ -219,8 +222,8 @@ def prepare(request: NodeRequest) -> NodeResult:
     result.identity = identity.names()
 
     # Existing material: unreadable keys are an error (never silently replaced).
-    key = _load_key_file(request.key.path, request.key_passphrase, "key_path")
-    cert = _load_cert_file(request.cert.path)
+    key, key_data = _load_key_file(request.key.path, request.key_passphrase, "key_path")
+    cert, cert_data = _load_cert_file(request.cert.path)
     result.before = _cert_info(cert)
 
     # Trust material first: it needs no signature and should reach nodes early (CA rotation).
@@ -246,8 +249,9 @@ def prepare(request: NodeRequest) -> NodeResult:
         result.certificate = _cert_info(cert)
         result.after = result.before
         chain = [cert] + _issuer_chain(request)
+        chain_data = pem_of(chain).encode("ascii")
         if request.chain is not None:
-            _converge_file(request, result, request.chain, pem_of(chain).encode("ascii"))
+            _converge_file(request, result, request.chain, chain_data)
         for spec in (request.key, request.cert):
             if fs.attribute_changes(spec.path, spec):
                 result.changed = True
@@ -260,7 +264,7 @@ def prepare(request: NodeRequest) -> NodeResult:
                            lambda: keystore(key, cert, chain[1:], passphrase, request.keystore_alias),
                            same=lambda data: keystore_matches(data, passphrase, key, cert, chain[1:]))
         if not request.check_mode:
-            _write_record(request, cert, identity)
+            _write_record(request, cert, identity, cert_data, key_data, chain_data)
         return result
 
     result.changed = True
@@ -278,7 +282,7 @@ def _key_for_csr(request: NodeRequest, current_key, reasons: List[str]) -> Tuple
             and not any(r.startswith(("key algorithm changed", "private key does not match")) for r in reasons))
     if keep:
         return current_key, False
-    pending = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")
+    pending = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")[0]
     if pending is not None and spec_of_key(pending) == request.key_spec:
         return pending, False  # resume an interrupted issuance with the key already made
     new_key = generate_private_key(request.key_spec)
@@ -311,22 +315,23 @@ def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
         raise PKIError("certificate", "the certificate is not signed by the expected CA %s"
                        % request.issuers[0].subject.rfc4514_string(), "re-run the task")
     cert_public = public_key_der(cert.public_key())
-    pending = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")
-    current = _load_key_file(request.key.path, request.key_passphrase, "key_path")
+    pending, pending_data = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")
+    current, current_data = _load_key_file(request.key.path, request.key_passphrase, "key_path")
     if pending is not None and public_key_der(pending) == cert_public:
-        key, promote = pending, True
+        key, key_data, promote = pending, pending_data, True
     elif current is not None and public_key_der(current) == cert_public:
-        key, promote = current, False
+        key, key_data, promote = current, current_data, False
     else:
         raise PKIError("certificate", "the signed certificate matches neither the node's key nor its pending key",
                        "re-run the task; a new CSR will be made")
-    before = _cert_info(_load_cert_file(request.cert.path))
+    before = _cert_info(_load_cert_file(request.cert.path)[0])
     chain = [cert] + _issuer_chain(request)
+    cert_data, chain_data = certificate_pem(cert).encode("ascii"), pem_of(chain).encode("ascii")
     staged: List[Tuple[str, str]] = []
     try:
-        staged.append((fs.stage_file(request.cert, certificate_pem(cert).encode("ascii")), request.cert.path))
+        staged.append((fs.stage_file(request.cert, cert_data), request.cert.path))
         if request.chain is not None:
-            staged.append((fs.stage_file(request.chain, pem_of(chain).encode("ascii")), request.chain.path))
+            staged.append((fs.stage_file(request.chain, chain_data), request.chain.path))
         if request.keystore is not None:
             data = keystore(key, cert, chain[1:], request.pkcs12_passphrase or "", request.keystore_alias)
             staged.append((fs.stage_file(request.keystore, data), request.keystore.path))
@@ -346,7 +351,7 @@ def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
     for tmp, path in staged:
         fs.commit_staged(tmp, path)
         result.written.append(path)
-    _write_record(request, cert, identity)
+    _write_record(request, cert, identity, cert_data, key_data, chain_data)
     result.changed = True
     result.before = before
     result.certificate = _cert_info(cert)

@@ -17,7 +17,21 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 from . import ledger
 from .errors import PKIError
+from .identity import build_identity
 from .timeutil import parse_isoformat
+
+
+def entry_names(entry: Dict, key: str = "names") -> Set[str]:
+    """The names of a ledger entry in the one spelling identity.py gives them (older entries kept them as given)."""
+    out = set()
+    for name in entry.get(key) or []:
+        if not isinstance(name, str):
+            continue
+        try:
+            out.update(build_identity([name], "ledger", allow_wildcard=True).names())
+        except PKIError:
+            out.add(name)
+    return out
 
 
 def _revoked(revoked_json: Optional[bytes]) -> Set[str]:
@@ -42,10 +56,8 @@ def holders(entries: Iterable[Dict], revoked: Set[str], now: datetime.datetime) 
         host = entry.get("host") or ""
         if not host or not _live(entry, revoked, now):
             continue
-        shared = set(entry.get("shared") or [])
-        for name in entry.get("names") or []:
-            if isinstance(name, str) and name not in shared:
-                out.setdefault(name, set()).add(host)
+        for name in entry_names(entry) - entry_names(entry, "shared"):
+            out.setdefault(name, set()).add(host)
     return out
 
 
@@ -79,6 +91,5 @@ def names_of_host(entries: Iterable[Dict], host: str, revoked: Set[str], now: da
     out = {host}
     for entry in entries:
         if entry.get("host") == host and _live(entry, revoked, now):
-            shared = set(entry.get("shared") or [])
-            out.update(n for n in entry.get("names") or [] if isinstance(n, str) and n not in shared)
+            out.update(entry_names(entry) - entry_names(entry, "shared"))
     return out

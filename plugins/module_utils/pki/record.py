@@ -83,12 +83,16 @@ def _mac(key: bytes, data: Dict) -> str:
     return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def build(*, cert_path: str, key_path: str, chain_path: Optional[str], issuer_pem: str, names: Sequence[str],
-          usages: Sequence[str], key: str, not_after: str, serial: str, fingerprint: str, issuer: str,
-          host: str = "", key_encrypted: bool = False, dir_owner: int = -1) -> Dict:
-    """The record of what is installed now, authenticated with the directory's record key."""
-    data = {"format": FORMAT, "cert_sha256": sha256_file(cert_path), "key_sha256": sha256_file(key_path),
-            "chain_sha256": sha256_file(chain_path) if chain_path else None,
+def build(*, cert_path: str, cert_data: bytes, key_data: bytes, chain_data: Optional[bytes], issuer_pem: str,
+          names: Sequence[str], usages: Sequence[str], key: str, not_after: str, serial: str, fingerprint: str,
+          issuer: str, host: str = "", key_encrypted: bool = False, dir_owner: int = -1) -> Dict:
+    """The record of what was checked or installed, authenticated with the directory's record key.
+
+    The hashes are of the bytes that were checked (or written), never of whatever is on disk by the
+    time the record is written: a file swapped in between does not get a record.
+    """
+    data = {"format": FORMAT, "cert_sha256": sha256_bytes(cert_data), "key_sha256": sha256_bytes(key_data),
+            "chain_sha256": sha256_bytes(chain_data) if chain_data is not None else None,
             "issuer_sha256": issuer_digest(issuer_pem), "names": list(names), "usages": sorted(usages),
             "key": key, "not_after": not_after, "serial": serial, "fingerprint": fingerprint, "issuer": issuer,
             "host": host, "key_encrypted": bool(key_encrypted)}

@@ -126,8 +126,7 @@ def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Itera
         names = ownership.names_of_host(ledger_entries, host, revoked_before, now)
         for entry in ledger_entries:
             mine = entry.get("host") == host
-            shared = set(entry.get("shared") or [])
-            if not mine and not (set(n for n in entry.get("names") or [] if isinstance(n, str)) - shared) & names:
+            if not mine and not (ownership.entry_names(entry) - ownership.entry_names(entry, "shared")) & names:
                 continue
             try:
                 expired = parse_isoformat(entry["not_after"]) <= now

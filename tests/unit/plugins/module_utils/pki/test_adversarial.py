@@ -122,6 +122,9 @@ def sign_for(ca, host, names, shared=()):
     "https://evil@a.pki.test/",            # a user part in a URI
     "https://exa_mple!/",                  # a URI whose host is no DNS name
     "spiffe://pki.test/a\n/b",             # a SPIFFE segment ending in a newline
+    "::ffff:10.0.0.5",                     # another spelling of 10.0.0.5 slipped past ownership
+    "SPIFFE://pki.test/db",                # another spelling of spiffe://pki.test/db
+    "https://A.pki.test/",
 ])
 def test_malformed_names_are_refused(name):
     with pytest.raises(PKIError) as info:
@@ -134,7 +137,7 @@ def test_dns_scoped_ca_refuses_uris_of_other_domains(make_ca, tmp_path):
     for uri in ("https://evil.example/x", "spiffe://evil.example/workload"):
         refused(lambda uri=uri: sign_for(ca, "h1", ["h1.pki.test", uri]), "outside the permitted DNS subtrees", ca.path,
                 field="names")
-    pem, _ = sign_for(ca, "h1", ["h1.pki.test", "spiffe://pki.test/h1"])  # inside its scope: signed
+    pem = sign_for(ca, "h1", ["h1.pki.test", "spiffe://pki.test/h1"])[0]  # inside its scope: signed
     assert identity_of_certificate(x509.load_pem_x509_certificate(pem.encode())).uris == ("spiffe://pki.test/h1",)
 
 
@@ -146,8 +149,8 @@ def test_csr_with_an_email_san_gets_no_email_san(make_ca):
            .add_extension(x509.SubjectAlternativeName([x509.DNSName("h1.pki.test"),
                                                        x509.RFC822Name("ceo@evil.example")]), critical=False)
            .sign(key, __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()))
-    pem, _ = signing.sign_csr(ca.path, PASS, csr.public_bytes(serialization.Encoding.PEM).decode(), ["h1.pki.test"],
-                              ["server"], 30 * DAY, False, "h1")
+    pem = signing.sign_csr(ca.path, PASS, csr.public_bytes(serialization.Encoding.PEM).decode(), ["h1.pki.test"],
+                           ["server"], 30 * DAY, False, "h1")[0]
     san = x509.load_pem_x509_certificate(pem.encode()).extensions.get_extension_for_class(
         x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.RFC822Name) == []
@@ -672,3 +675,92 @@ def test_keyring_entries_through_links_are_refused(tmp_path):
     os.symlink(secret, ring / "r1.key.primary")
     refused(lambda: kf.read_entries(str(ring)), "not a regular file", ring, secret)
     assert kr.ENTRY.match("r1.key.primary")
+
+
+# ---------------------------------------------------------------- found by an attacker's review of the first version
+
+@pytest.mark.parametrize("name", ["root.crt", "ca.crt"])
+def test_a_certificate_appended_to_a_ca_file_never_reaches_a_bundle(make_ca, name):
+    ca = make_ca(intermediate=name == "ca.crt")
+    evil = make_ca(common_name="Evil CA")
+    with open(os.path.join(ca.path, name), "ab") as handle:
+        handle.write(open(os.path.join(evil.path, "root.crt"), "rb").read())
+    for call in (lambda: ca_files.verified_public(ca.path, PASS), lambda: ca_files.read_public(ca.path),
+                 lambda: ca_store.load_ca(ca.path, PASS)):
+        refused(call, "exactly one PEM certificate", ca.path)
+
+
+def test_trailing_text_in_a_ca_file_is_refused(make_ca):
+    ca = make_ca()
+    with open(os.path.join(ca.path, "root.crt"), "ab") as handle:
+        handle.write(b"-----BEGIN CERTIFICATE-----\nnot really\n")
+    refused(lambda: ca_files.verified_public(ca.path, PASS), "exactly one PEM certificate", ca.path)
+
+
+@needs_root
+def test_a_link_above_the_directory_made_by_another_user_is_refused(make_ca, tmp_path):
+    ca = make_ca(permitted_dns=["pki.test"])
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    os.chown(home, 4242, 4242)
+    victim = tmp_path / "etc-otherapp"
+    (victim / "tls").mkdir(parents=True, mode=0o755)
+    (victim / "tls" / "node.key").write_text("root's key\n")
+    os.chmod(victim / "tls" / "node.key", 0o600)
+    os.symlink(victim, home / "app")
+    os.lchown(home / "app", 4242, 4242)
+    base = home / "app" / "tls"
+    spec = {kind: fs.FileSpec(str(base / name), mode, 4242, 4242) for kind, name, mode in (
+        ("key", "node.key", 0o600), ("cert", "node.crt", 0o644), ("chain", "node-fullchain.crt", 0o644),
+        ("bundle", "ca-bundle.crt", 0o644))}
+    refused(lambda: node.prepare(request_for(ca, base, ["n1.pki.test"], **spec)), "link owned by uid 4242|owned by uid",
+            victim, home)
+
+
+@needs_root
+def test_a_directory_above_owned_by_another_user_is_refused(make_ca, tmp_path):
+    ca = make_ca(permitted_dns=["pki.test"])
+    (tmp_path / "svc" / "tls").mkdir(parents=True)
+    os.chown(tmp_path / "svc", 4242, 4242)
+    refused(lambda: node.prepare(request_for(ca, tmp_path / "svc" / "tls", ["n1.pki.test"])), "owned by uid 4242",
+            tmp_path / "svc")
+
+
+def test_a_group_writable_directory_above_is_refused(make_ca, tmp_path):
+    ca = make_ca(permitted_dns=["pki.test"])
+    (tmp_path / "shared" / "tls").mkdir(parents=True)
+    os.chmod(tmp_path / "shared", 0o775)
+    request = request_for(ca, tmp_path / "shared" / "tls", ["n1.pki.test"])
+    refused(lambda: node.prepare(request), "writable by its group", tmp_path / "shared")
+
+
+def test_a_sticky_world_writable_directory_above_may_be_passed(make_ca, tmp_path):
+    ca = make_ca(permitted_dns=["pki.test"])
+    (tmp_path / "scratch").mkdir()
+    os.chmod(tmp_path / "scratch", 0o1777)
+    converge(ca, request_for(ca, tmp_path / "scratch" / "mine" / "tls", ["n1.pki.test"]))
+    assert (tmp_path / "scratch" / "mine" / "tls" / "node.crt").exists()
+
+
+def test_a_hard_link_is_never_chmodded(make_ca, tmp_path):
+    ca, base = issued(make_ca, tmp_path)
+    victim = tmp_path / "victim.crt"
+    shutil.copy(base / "node.crt", victim)
+    os.chmod(victim, 0o600)
+    os.unlink(base / "node.crt")
+    os.link(victim, base / "node.crt")
+    refused(lambda: node.prepare(request_for(ca, base, ["n1.pki.test"])), "hard links", base, victim)
+
+
+def test_revocation_matches_names_in_any_spelling(make_ca):
+    ca = make_ca(permitted_dns=["pki.test"])
+    sign_for(ca, "node1", ["node1.pki.test"])
+    with open(os.path.join(ca.path, "ledger.jsonl"), "a") as handle:  # an entry written before names were normalized
+        handle.write(json.dumps({"serial": "abc124", "host": "thief", "names": ["NODE1.pki.test."],
+                                 "not_after": "2099-01-01T00:00:00Z"}) + "\n")
+    decided = revocation.revoke(ca_store.DirectoryStore(ca.path), ca, ["node1"], [], "key_compromise", utcnow(),
+                                3 * DAY, 7 * DAY)[0]
+    assert "abc124" in [e["serial"] for e in decided.newly_revoked]
+    legacy = b'{"serial":"1","host":"x","names":["Node9.pki.test"],"not_after":"2099-01-01T00:00:00Z"}\n'
+    with pytest.raises(PKIError, match="held by x"):
+        ownership.check_free(legacy, None, "y", ["node9.pki.test"], [], utcnow(), "the CA")

@@ -13,6 +13,8 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity i
 
 label = st.from_regex(r"\A[a-z]([a-z0-9-]{0,20}[a-z0-9])?\Z", fullmatch=True)  # a letter first: never an IP
 dns_name = st.lists(label, min_size=1, max_size=5).map(".".join)
+# an IPv4 address written as IPv6 (::ffff:a.b.c.d) is refused: one address, one spelling
+addresses = st.ip_addresses().filter(lambda a: a.version == 4 or a.ipv4_mapped is None)
 
 
 @given(dns_name)
@@ -21,12 +23,12 @@ def test_dns_names_parse_to_themselves(name):
     assert parse_name(name.upper() + ".", "dns_names") == name
 
 
-@given(st.ip_addresses())
+@given(addresses)
 def test_addresses_parse_as_ip(address):
     assert parse_name(str(address), "ip_addresses") == address
 
 
-@given(st.lists(st.one_of(dns_name, st.ip_addresses().map(str)), max_size=8))
+@given(st.lists(st.one_of(dns_name, addresses.map(str)), max_size=8))
 def test_identity_is_order_independent_and_deduplicated(names):
     forward = build_identity(names)
     backward = build_identity(list(reversed(names)) + names)
