@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ansible_collections.securebydefault.pki.tests.unit.pki_helpers import tree
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "adversarial-ca-passphrase"
@@ -46,20 +47,6 @@ if os.environ.get("LIE_HOSTNAME"):
 if os.environ.get("LIE_FQDN"):
     socket.getfqdn = lambda name="": os.environ["LIE_FQDN"]
 """
-
-
-def tree(*paths):
-    out = {}
-    for top in map(str, paths):
-        if not os.path.lexists(top):
-            out[top] = None
-            continue
-        for root, dirs, names in os.walk(top):
-            for entry in [root] + [os.path.join(root, n) for n in dirs + names]:
-                st = os.lstat(entry)
-                content = open(entry, "rb").read() if stat.S_ISREG(st.st_mode) else os.path.islink(entry)
-                out[entry] = (stat.S_IMODE(st.st_mode), st.st_uid, content)
-    return out
 
 
 def env():

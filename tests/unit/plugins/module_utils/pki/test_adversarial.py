@@ -27,41 +27,18 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki import (
     signing)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import (
     NameConstraintsSpec, build_csr)
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import certificate_pem
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
     build_identity, identity_of_certificate, parse_name)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import KeySpec, generate_private_key
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
-from ansible_collections.securebydefault.pki.tests.unit.pki_helpers import issuer_pem
+from ansible_collections.securebydefault.pki.tests.unit.pki_helpers import request_for, tree
 
 
 DAY = datetime.timedelta(days=1)
 PASS = "correct horse"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make files owned by another user")
-
-
-def tree(*paths):
-    """Everything about the files below ``paths``: type, mode, owner, bytes or link target."""
-    out = {}
-    for top in map(str, paths):
-        if not os.path.lexists(top):
-            out[top] = None
-            continue
-        walk = [(top, [], [])] if not os.path.isdir(top) or os.path.islink(top) else os.walk(top)
-        for root, dirs, names in walk:
-            for entry in [root] + [os.path.join(root, n) for n in dirs + names]:
-                st = os.lstat(entry)
-                if stat.S_ISLNK(st.st_mode):
-                    content = "-> " + os.readlink(entry)
-                elif stat.S_ISREG(st.st_mode):
-                    with open(entry, "rb") as handle:
-                        content = handle.read()
-                else:
-                    content = "dir"
-                out[entry] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, content)
-    return out
 
 
 def refused(call, match, *paths, field=None):
@@ -73,17 +50,6 @@ def refused(call, match, *paths, field=None):
     if field is not None:
         assert info.value.field == field, str(info.value)
     return info.value
-
-
-def request_for(ca, base, names, **kwargs):
-    base = str(base)
-    defaults = dict(
-        key=fs.FileSpec(os.path.join(base, "node.key"), 0o600), cert=fs.FileSpec(os.path.join(base, "node.crt"), 0o644),
-        chain=fs.FileSpec(os.path.join(base, "node-fullchain.crt"), 0o644),
-        bundle=fs.FileSpec(os.path.join(base, "ca-bundle.crt"), 0o644), bundle_pem=certificate_pem(ca.root),
-        names=names, issuer_pem=issuer_pem(ca))
-    defaults.update(kwargs)
-    return node.NodeRequest(**defaults)
 
 
 def converge(ca, request, host=""):

@@ -21,20 +21,9 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors imp
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.formats import truststore
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import build_identity
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import KeySpec, public_key_der
-from ansible_collections.securebydefault.pki.tests.unit.pki_helpers import issuer_pem, openssl_verify
+from ansible_collections.securebydefault.pki.tests.unit.pki_helpers import openssl_verify, request_for
 
 DAY = datetime.timedelta(days=1)
-
-
-def request_for(ca, base, names, **kwargs):
-    base = str(base)
-    defaults = dict(
-        key=fs.FileSpec(os.path.join(base, "node.key"), 0o600), cert=fs.FileSpec(os.path.join(base, "node.crt"), 0o644),
-        chain=fs.FileSpec(os.path.join(base, "node-fullchain.crt"), 0o644),
-        bundle=fs.FileSpec(os.path.join(base, "ca-bundle.crt"), 0o644), bundle_pem=certificate_pem(ca.root),
-        names=names, issuer_pem=issuer_pem(ca))
-    defaults.update(kwargs)
-    return node.NodeRequest(**defaults)
 
 
 def converge(ca, request, valid_for=90 * DAY, usages=("server", "client")):
