@@ -61,4 +61,6 @@ def run_k8s(module, work) -> None:
         if session.client is not None:
             session.client.close()
     result.setdefault("api_calls", session.calls)
+    for note in session.client.notes if session.client is not None else []:
+        module.warn(note)
     module.exit_json(**result)

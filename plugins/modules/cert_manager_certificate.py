@@ -354,13 +354,20 @@ def _issuer_path(spec, namespace):
     return namespaced_path(cm.API_VERSION, "issuers", namespace, ref["name"])
 
 
-def _check_references(kube, spec, refs, namespace):
-    """The issuer and keystore password Secrets must exist: fail before applying otherwise."""
+def _check_references(kube, spec, refs, namespace, check_mode=False):
+    """The issuer and keystore password Secrets must exist: fail before applying otherwise.
+
+    In check mode a missing issuer is a warning: the task that creates it only dry-ran before this one.
+    """
     ref = spec["issuerRef"]
     if ref["group"] == cm.GROUP and kube.get(_issuer_path(spec, namespace)) is None:
         where = "the cluster" if ref["kind"] == "ClusterIssuer" else "namespace %s" % namespace
-        raise PKIError("issuer_name", "%s %r does not exist in %s" % (ref["kind"], ref["name"], where),
-                       "create it first (securebydefault.pki.cert_manager_issuer) or fix issuer_name/issuer_kind")
+        if check_mode:
+            kube.notes.append("%s %r does not exist in %s yet (check mode): an earlier task would create it, "
+                              "or the real run fails here" % (ref["kind"], ref["name"], where))
+        else:
+            raise PKIError("issuer_name", "%s %r does not exist in %s" % (ref["kind"], ref["name"], where),
+                           "create it first (securebydefault.pki.cert_manager_issuer) or fix issuer_name/issuer_kind")
     created = []
     for field, secret, key, create in refs:
         path = namespaced_path("v1", "secrets", namespace, secret)
@@ -415,7 +422,7 @@ def main():
         before = kube.get(path)
         if before is None:  # a 404 may mean "no such Certificate" or "no cert-manager at all"
             kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
-        created = _check_references(kube, spec, refs, p["namespace"])
+        created = _check_references(kube, spec, refs, p["namespace"], module.check_mode)
         _create_password_secrets(kube, module, created, p["namespace"])
         body = {"apiVersion": cm.API_VERSION, "kind": "Certificate",
                 "metadata": {"name": p["name"], "namespace": p["namespace"]}, "spec": spec}
@@ -451,6 +458,8 @@ def main():
                                "check the issuer (is it Ready?) and cert-manager's log, or raise wait_timeout")
         result.update(certificate=without_managed_fields(after), ready=cm.is_ready(after),
                       revision=(after.get("status") or {}).get("revision"), api_calls=kube.calls)
+        for note in kube.notes:
+            module.warn(note)
         module.exit_json(**result)
     except PKIError as exc:
         if kube is not None:

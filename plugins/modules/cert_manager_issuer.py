@@ -264,6 +264,8 @@ def main():
                     p["kind"], p["name"], p["wait_timeout"], cond.get("message") or "no Ready condition yet"),
                     "check the CA Secret (ca_secret_name) and cert-manager's log, or raise wait_timeout")
         result.update(issuer=without_managed_fields(after), ready=cm.is_ready(after), api_calls=kube.calls)
+        for note in kube.notes:
+            module.warn(note)
         module.exit_json(**result)
     except PKIError as exc:
         if kube is not None:
