@@ -324,7 +324,7 @@ def main():
             # the first line carries the time; compare the rest
             changed = old is None or old.split("\n", 1)[-1] != report.split("\n", 1)[-1]
             if changed and not module.check_mode:
-                atomic_write(FileSpec(p["report_path"], 0o644), report.encode())
+                atomic_write(FileSpec(p["report_path"], 0o644), report.encode(), public=True)
         module.exit_json(changed=changed, items=items, summary=summary, report=report)
     except PKIError as exc:
         fail_pki(module, exc)

@@ -269,13 +269,16 @@ def ensure_directory(path: str, mode: int = 0o755, field: str = "path", owner_ui
     os.chmod(path, mode)
 
 
-def stage_file(spec: FileSpec, data: bytes, dir_owner: int = -1) -> str:
+def stage_file(spec: FileSpec, data: bytes, dir_owner: int = -1, public: bool = False) -> str:
     """Write ``data`` to a temp file beside ``spec.path`` with final mode/owner; return its path.
 
-    The directory may belong to root, the running user, ``spec.uid`` or ``dir_owner``.
+    The directory may belong to root, the running user, ``spec.uid`` or ``dir_owner``. A ``public``
+    file (a report, nothing secret, nothing read back to decide anything) may go into a sticky
+    world-writable directory such as /tmp: the temporary file is created O_EXCL and the rename
+    replaces whatever was planted under the name, never following it.
     """
     directory = os.path.dirname(spec.path)
-    ensure_directory(directory, owner_uid=dir_owner if dir_owner != -1 else spec.uid)
+    ensure_directory(directory, owner_uid=dir_owner if dir_owner != -1 else spec.uid, holds_files=not public)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(spec.path), dir=directory)
     try:
         os.fchmod(fd, spec.mode)
@@ -298,8 +301,8 @@ def commit_staged(tmp: str, path: str) -> None:
     fsync_dir(os.path.dirname(path))
 
 
-def atomic_write(spec: FileSpec, data: bytes, dir_owner: int = -1) -> None:
-    commit_staged(stage_file(spec, data, dir_owner), spec.path)
+def atomic_write(spec: FileSpec, data: bytes, dir_owner: int = -1, public: bool = False) -> None:
+    commit_staged(stage_file(spec, data, dir_owner, public), spec.path)
 
 
 def remove_quietly(path: str) -> None:
