@@ -8,8 +8,9 @@ descriptor, so a symlink planted where a file is expected (by a local user who c
 directory, or by a compromised service owning it) is an error, never a way to make root touch
 another file. Names given by users are checked to be plain file names (no ``/``, no ``..``).
 Directories are created level by level with an explicit mode, whatever the umask, and a
-directory that another user could write to (group/world-writable, or owned by someone who is
-neither root, the running user nor the configured owner) is refused before anything is written.
+directory that another user could write to or swap (it, or any directory above it, is
+group/world-writable or owned by someone who is neither root, the running user nor, for the
+directory holding the files, the configured owner) is refused before anything is written.
 
 Also the pre-flight checks that let a module fail before it writes anything.
 """
@@ -153,7 +154,8 @@ def check_directory_safe(path: str, field: str, owner_uid: int = -1, holds_files
             if st.st_uid not in (0, os.geteuid()):
                 raise PKIError(field, "%s is a symbolic link owned by uid %d" % (current, st.st_uid),
                                "use the real directory path; links made by other users are never followed")
-            check_directory_safe(os.path.realpath(current), field, owner_uid if last else -1)
+            check_directory_safe(os.path.realpath(current), field, owner_uid if last else -1,
+                                 holds_files if last else False)
             st = os.stat(current)
         if not stat.S_ISDIR(st.st_mode):
             raise PKIError(field, "%s is not a directory" % current, "remove it or choose another path")
