@@ -82,9 +82,9 @@ CA = """
   gather_facts: false
   tasks:
     - securebydefault.pki.cluster_ca:
-        path: "{{ ca_path }}"
+        ca_path: "{{ ca_path }}"
         common_name: benchmark CA
-        passphrase: "{{ ca_passphrase }}"
+        ca_passphrase: "{{ ca_passphrase }}"
 """
 
 

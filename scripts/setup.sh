@@ -37,7 +37,8 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 command -v go >/dev/null 2>&1 || { echo "setup.sh: Go >= 1.26 is needed to build the test control plane (tests/k8s); install it and put it on PATH" >&2; exit 1; }
 
-req_hash=$(sha256sum "$SBD_REPO/requirements-dev.txt" | cut -c1-16)
+# requirements-dev.txt includes tests/unit/requirements.txt: a change to either reinstalls.
+req_hash=$(cat "$SBD_REPO/requirements-dev.txt" "$SBD_REPO/tests/unit/requirements.txt" | sha256sum | cut -c1-16)
 if [[ ! -x "$SBD_VENV/bin/ansible-playbook" || "$(cat "$SBD_VENV/.req-hash" 2>/dev/null)" != "$req_hash" ]]; then
   log "Python tools into $SBD_VENV"
   python3 -m venv "$SBD_VENV"
@@ -46,21 +47,9 @@ if [[ ! -x "$SBD_VENV/bin/ansible-playbook" || "$(cat "$SBD_VENV/.req-hash" 2>/d
 fi
 export PATH="$SBD_VENV/bin:$PATH"
 
-# ansible-test builds venvs with a pip bootstrap it downloads; offline it uses this cached copy.
-getpip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',$/\1/p" \
-  "$SBD_VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
-if [[ -n "$getpip_version" ]]; then
-  getpip="$HOME/.ansible/test/cache/get_pip_${getpip_version//./_}.py"
-  if [[ ! -f "$getpip" ]]; then
-    mkdir -p "$(dirname "$getpip")"
-    cp "$SBD_REPO/tests/utils/offline_get_pip.py" "$getpip"
-  fi
-fi
-
-# The collection, synced to where Ansible and ansible-test look for it.
-mkdir -p "$SBD_COLLECTION"
-rsync -a --delete --exclude .git --exclude tests/output --exclude .ansible --exclude '__pycache__' \
-  --exclude .pytest_cache --exclude .hypothesis "$SBD_REPO/" "$SBD_COLLECTION/"
+# The collection synced to $SBD_COLLECTION and the offline stand-in for ansible-test's pip bootstrap
+# (for every pip version ansible-test names): the preparation of the Python tiers, scripts/tier.sh.
+bash "$SBD_REPO/scripts/tier.sh" prepare
 export ANSIBLE_COLLECTIONS_PATH="$SBD_COLLECTIONS"
 export PYTHONPATH="$SBD_COLLECTIONS${PYTHONPATH:+:$PYTHONPATH}"
 export ANSIBLE_NOCOLOR=1

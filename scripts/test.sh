@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the collection. Usage: scripts/test.sh [stage...]
 # Stages (all by default, in this order): lint engine sanity units integration kubernetes molecule
+# lint, engine, sanity and units run scripts/tier.sh (the same commands as `nox`, see CONTRIBUTING.md);
+# integration, kubernetes and molecule need root (network namespaces, apt packages, Go).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/setup.sh
@@ -18,37 +20,14 @@ run_stage() {
   summary+=("$name: passed in $((SECONDS - t0))s")
 }
 
-stage_lint() {
-  cd "$SBD_REPO"
-  ruff check .
-  # the same pep8 rules as ansible-test sanity, seconds instead of minutes
-  python -m pycodestyle --max-line-length=160 --ignore=E402,W503,W504,E741 plugins tests benchmarks
-  shellcheck -x scripts/*.sh tests/netns/*.sh benchmarks/*.sh .ci/run
-  local unformatted
-  unformatted=$(gofmt -l tests/k8s/build)
-  [[ -z "$unformatted" ]] || { echo "gofmt: $unformatted"; return 1; }
-  ansible-lint --offline -q --nocolor
-}
-
-stage_engine() {
-  # The engine on the controller's cryptography, then the node-side part on Debian's
-  # python3-cryptography 38, the version the test hosts run.
-  cd "$SBD_COLLECTION"
-  python -m pytest -q tests/unit
-  /usr/bin/python3 -m pytest -q -m "not controller" tests/unit
-  # Whole runs on the controller: concurrent playbooks against one CA, a killed run, the EE definition.
-  python -m pytest -q tests/system
-}
-
-stage_sanity() {
-  cd "$SBD_COLLECTION"
-  ansible-test sanity --local --python 3.11 --color no
-}
-
-stage_units() {
-  cd "$SBD_COLLECTION"
-  ansible-test units --local --python 3.11 --color no --requirements
-}
+# The Python tiers are defined once, in scripts/tier.sh, which noxfile.py also runs for contributors
+# without root. Here every tool must be present (SBD_STRICT=1): shellcheck, gofmt, Debian's python3 with
+# python3-cryptography 38 for the node-side engine tests (SBD_NODE_PYTHON, default /usr/bin/python3).
+export SBD_STRICT=1
+stage_lint() { bash "$here/tier.sh" lint; }      # ruff, pycodestyle, shellcheck, gofmt, ansible-lint, changelog, mypy
+stage_engine() { bash "$here/tier.sh" engine; }  # tests/unit on cryptography 50 and 38, tests/system
+stage_sanity() { bash "$here/tier.sh" sanity; }  # ansible-test sanity on the pinned ansible-core
+stage_units() { bash "$here/tier.sh" units; }    # ansible-test units on ansible-core 2.16 to 2.19
 
 stage_integration() {
   cd "$SBD_COLLECTION"

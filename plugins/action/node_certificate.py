@@ -18,13 +18,13 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import (
-    NODE_CERTIFICATE_SPEC, NODE_SHARED_OPTIONS, node_file_names)
+    NODE_CERTIFICATE_RULES, NODE_CERTIFICATE_SPEC, NODE_SHARED_OPTIONS, node_file_names)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import (
     check_policy, read_policy, read_public, verified_public)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import check_key_mode, parse_mode
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
-    Identity, build_identity, host_names_from_facts, merge)
+    Identity, build_identity, host_names_from_facts, host_names_of, merge)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec import KeySpec, validate_key_spec
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import revoked_serials
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
@@ -109,10 +109,8 @@ def vetted_identity(approved, prepared, params, discover):
         raise PKIError("identity_from", "the node reported discoveries that are not a mapping",
                        "gather facts (gather_facts: true) so names come from the controller's facts")
     parts = [build_identity(approved, "names", params["allow_wildcard"])]
-    for key in ("hostname", "fqdn"):
-        value = discovered.get(key)
-        if key in discover and value and not str(value).startswith("localhost"):
-            parts.append(_typed_names([str(value)], "identity_from (%s the node reported)" % key, "dns", False))
+    for value in host_names_of(discovered, discover):
+        parts.append(_typed_names([value], "identity_from (a name the node reported)", "dns", False))
     addresses = discovered.get("addresses") or []
     if not isinstance(addresses, list):
         raise PKIError("identity_from", "the node reported addresses that are not a list", "gather facts")
@@ -196,13 +194,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        validation = ArgumentSpecValidator(
-            NODE_CERTIFICATE_SPEC,
-            required_if=[("pkcs12_keystore", True, ("pkcs12_passphrase",)),
-                         ("pkcs12_truststore", True, ("pkcs12_passphrase",))],
-            mutually_exclusive=[("ca_path", "ca")], required_one_of=[("ca_path", "ca")],
-            required_by={"certificate": ("ca",)},
-        ).validate(self._task.args)
+        validation = ArgumentSpecValidator(NODE_CERTIFICATE_SPEC, **NODE_CERTIFICATE_RULES).validate(self._task.args)
         if validation.error_messages:
             result.update(failed=True, msg="; ".join(validation.error_messages))
             return result
@@ -213,28 +205,16 @@ class ActionModule(ActionBase):
                 "the CA %s does not exist yet (check mode: it would be created first, then this certificate "
                 "issued)" % params["ca_path"]], "written": [], "identity": []})
         try:
-            plan = self._plan(params, task_vars)
+            approved, discover, node_args = self._plan(params, task_vars)
         except PKIError as exc:
             result.update(failed=True, msg=str(exc), field=exc.field, fix=exc.fix)
             return result
-        approved, discover, node_args = plan
-
         prepared = self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="prepare", names=approved,
                                                                       discover=discover), task_vars=task_vars)
-        if prepared.get("failed"):
-            return self._finish(result, prepared, failed=True)
-        if not prepared.get("csr"):
-            return self._finish(result, prepared)
+        if prepared.get("failed") or not prepared.get("csr"):
+            return self._finish(result, prepared, failed=bool(prepared.get("failed")))
         try:
-            identity = vetted_identity(approved, prepared, params, discover)
-            check_not_foreign(identity, task_vars, params["shared_names"])
-            prepared["identity"] = identity.names()
-            if params["ca"] and not params["certificate"]:
-                # the CA is on another host: hand the CSR out, keep the pending key for the install call
-                finished = self._finish(result, prepared)
-                finished.update(csr=prepared["csr"], identity=prepared["identity"], signing_required=True)
-                return finished
-            cert_pem = params["certificate"] or sign(params, prepared, task_vars.get("inventory_hostname", ""))
+            cert_pem = self._signed(params, prepared, approved, discover, task_vars)
         except (PKIError, ValueError, ImportError) as exc:
             if prepared.get("pending_created"):
                 self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="abort"), task_vars=task_vars)
@@ -242,6 +222,24 @@ class ActionModule(ActionBase):
                           identity=prepared.get("identity", []), field=getattr(exc, "field", None),
                           fix=getattr(exc, "fix", None))
             return result
+        if cert_pem is None:
+            # the CA is on another host: hand the CSR out, keep the pending key for the install call
+            finished = self._finish(result, prepared)
+            finished.update(csr=prepared["csr"], identity=prepared["identity"], signing_required=True)
+            return finished
+        return self._install(result, node_args, prepared, cert_pem, task_vars)
+
+    @staticmethod
+    def _signed(params, prepared, approved, discover, task_vars):
+        """The certificate for the prepared CSR (None: the CA host signs it); the identity is vetted first."""
+        identity = vetted_identity(approved, prepared, params, discover)
+        check_not_foreign(identity, task_vars, params["shared_names"])
+        prepared["identity"] = identity.names()
+        if params["ca"] and not params["certificate"]:
+            return None
+        return params["certificate"] or sign(params, prepared, task_vars.get("inventory_hostname", ""))
+
+    def _install(self, result, node_args, prepared, cert_pem, task_vars):
         installed = self._execute_module(NODE_MODULE, module_args=dict(
             node_args, stage="install", names=prepared["identity"], certificate=cert_pem),
             task_vars=task_vars)

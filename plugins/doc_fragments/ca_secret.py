@@ -9,7 +9,7 @@ class ModuleDocFragment:
 options:
   ca_secret:
     description:
-      - The Kubernetes Secret that keeps the CA, as O(securebydefault.pki.cluster_ca#module:secret) created it.
+      - The Kubernetes Secret that keeps the CA, as O(securebydefault.pki.cluster_ca#module:ca_secret) created it.
       - Exactly one of O(ca_path) and O(ca_secret) is required.
     type: dict
     suboptions:
@@ -27,14 +27,16 @@ notes:
     O(in_cluster) and O(api_timeout) are used only for a CA kept in a Secret.
 """
 
-    # Modules that keep or read a CA (cluster_ca, ca_info): path or secret.
+    # Modules that keep or read a CA (cluster_ca, ca_info), whose option was called secret before 0.3.0.
     SECRET = r"""
 options:
-  secret:
+  ca_secret:
     description:
       - Keep (or find) the CA in this Kubernetes Secret instead of a directory. The namespace must exist.
-      - Exactly one of O(path) and O(secret) is required.
+      - Exactly one of O(ca_path) and O(ca_secret) is required.
+      - The alias C(secret) is deprecated and will be removed in 1.0.0.
     type: dict
+    aliases: [secret]
     suboptions:
       namespace:
         description: Namespace of the Secret.

@@ -53,6 +53,14 @@ NODE_CERTIFICATE_SPEC = dict(
     **NODE_SHARED_OPTIONS,
 )
 
+# The rules between node_certificate's options (the action plugin validates them before touching the node).
+NODE_CERTIFICATE_RULES = dict(
+    required_if=[("pkcs12_keystore", True, ("pkcs12_passphrase",)),
+                 ("pkcs12_truststore", True, ("pkcs12_passphrase",))],
+    mutually_exclusive=[("ca_path", "ca")], required_one_of=[("ca_path", "ca")],
+    required_by={"certificate": ("ca",)},
+)
+
 # What the action plugin hands the node-side module; see node_certificate_files.
 NODE_FILES_SPEC = dict(
     stage=dict(type="str", required=True, choices=["prepare", "install", "abort"]),
@@ -75,3 +83,27 @@ def node_file_names(name: str) -> dict:
     plain_name(name, "name")
     return {"key": "%s.key" % name, "cert": "%s.crt" % name, "chain": "%s-fullchain.crt" % name,
             "bundle": "ca-bundle.crt", "keystore": "%s.p12" % name, "truststore": "truststore.p12"}
+
+
+def ca_options(legacy: bool = False) -> dict:
+    """Where a module finds its CA (ca_path or ca_secret) and the passphrase of its key.
+
+    ``legacy``: the module (cluster_ca, ca_info) took path/secret/passphrase up to 0.2.0; those names stay as
+    deprecated aliases until 1.0.0.
+    """
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import deprecated
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_ACCESS_SPEC
+
+    spec = dict(K8S_ACCESS_SPEC)
+    spec.update(
+        ca_path=dict(type="path", **(deprecated("ca_path", "path") if legacy else {})),
+        ca_secret=dict(type="dict", no_log=False, options=dict(namespace=dict(type="str", required=True),
+                                                               name=dict(type="str", required=True)),
+                       **(deprecated("ca_secret", "secret") if legacy else {})),
+        ca_passphrase=dict(type="str", no_log=True, **(deprecated("ca_passphrase", "passphrase") if legacy else {})),
+    )
+    return spec
+
+
+# Exactly one place of the CA, for every module that takes ca_options().
+CA_CHOICE = dict(mutually_exclusive=[("ca_path", "ca_secret")], required_one_of=[("ca_path", "ca_secret")])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
 
 KEYRING_OPTIONS = dict(
@@ -39,3 +40,8 @@ def diff_of(plan: kr.Plan, header: str) -> dict:
         info = kr.describe(ring)
         return "stage: %s\nentries:\n%s" % (info["stage"], "".join("  %s\n" % n for n in info["entries"]))
     return dict(before=text(plan.before), after=text(plan.after), before_header=header, after_header=header)
+
+
+def check_encoding(params) -> None:
+    if params["kind"] != "symmetric" and params["encoding"] != "raw":
+        raise PKIError("encoding", "only applies to kind symmetric", "remove encoding")

@@ -12,8 +12,9 @@ description:
     issued it (Ready for the current generation).
   - Defaults are those of a short-lived service certificate - an ECDSA P-256 key made afresh at every issuance
     (rotationPolicy C(Always)), and renewal after a third of the lifetime (C(renewBeforePercentage) 67).
-    Wildcard names are refused unless O(allow_wildcards=true).
-  - Everything is checked before a request is sent - durations, renew_before against duration, names, key
+    Wildcard names are refused unless O(allow_wildcard=true); names follow the same rules as host certificates
+    (M(securebydefault.pki.node_certificate)), e.g. a wildcard needs at least three labels (C(*.prod.example)).
+  - Everything is checked before a request is sent - durations, renew_before against valid_for, names, key
     sizes, that the issuer exists and that keystore password Secrets exist - so bad input leaves existing
     resources untouched.
   - O(renew=true) asks cert-manager to issue again now (as C(cmctl renew) does) and waits for the new revision.
@@ -54,7 +55,7 @@ options:
     description: Subject common name. Prefer O(dns_names); clients ignore the CN when SANs are present.
     type: str
   dns_names:
-    description: DNS names. Wildcards are refused unless O(allow_wildcards=true).
+    description: DNS names. Wildcards are refused unless O(allow_wildcard=true).
     type: list
     elements: str
   ip_addresses:
@@ -73,10 +74,13 @@ options:
     description: Organizations (O) of the subject.
     type: list
     elements: str
-  allow_wildcards:
-    description: Allow C(*.) names in O(dns_names).
+  allow_wildcard:
+    description:
+      - Allow C(*.) names in O(dns_names) (as the leftmost label of a name with at least three labels).
+      - The alias C(allow_wildcards) is deprecated and will be removed in 1.0.0.
     type: bool
     default: false
+    aliases: [allow_wildcards]
   usages:
     description:
       - Key usages in cert-manager's words, e.g. C(server auth), C(client auth), C(digital signature).
@@ -87,13 +91,19 @@ options:
     description: Issue a CA certificate (for a CA Issuer).
     type: bool
     default: false
-  duration:
+  valid_for:
     description:
-      - Lifetime as a Go duration (C(24h), C(2160h)); at least C(1h).
+      - Lifetime of each issued certificate (cert-manager's C(duration)); at least C(1h).
+      - Either cert-manager's Go duration syntax (C(24h), C(1h30m), C(2160h)) or the syntax of C(valid_for) in
+        M(securebydefault.pki.node_certificate) (C(90d), C(2w), C(1y)), which is converted to hours
+        (C(90d) becomes C(2160h)).
+      - The alias C(duration) is deprecated and will be removed in 1.0.0.
     type: str
     default: 24h
+    aliases: [duration]
   renew_before:
-    description: Renew this long before expiry (Go duration, at least C(5m), shorter than O(duration)).
+    description:
+      - Renew this long before expiry (at least C(5m), shorter than O(valid_for)); same syntax as O(valid_for).
     type: str
   renew_before_percentage:
     description:
@@ -221,7 +231,7 @@ EXAMPLES = r"""
     dns_names: [orders.prod.svc.cluster.local, orders.prod.svc]
     uris: [spiffe://cluster.local/ns/prod/sa/orders]
     usages: [server auth, client auth, digital signature]
-    duration: 24h
+    valid_for: 24h
     renew_before: 16h
     secret_annotations:
       reloader.stakater.com/match: "true"
@@ -245,7 +255,7 @@ EXAMPLES = r"""
     dns_names: [orders.prod.svc.cluster.local, orders.prod.svc]
     uris: [spiffe://cluster.local/ns/prod/sa/orders]
     usages: [server auth, client auth, digital signature]
-    duration: 24h
+    valid_for: 24h
     renew_before: 16h
     renew: true
 """
@@ -255,14 +265,31 @@ certificate:
   description: The Certificate as the API server returned it (after the wait, if any); absent when deleted.
   returned: state is present
   type: dict
+  sample:
+    apiVersion: cert-manager.io/v1
+    kind: Certificate
+    metadata: {name: orders, namespace: prod, generation: 1, resourceVersion: "4711"}
+    spec: {secretName: orders, duration: 24h0m0s, renewBefore: 16h0m0s, dnsNames: [orders.prod.svc.cluster.local]}
+    status:
+      revision: 1
+      notAfter: "2026-05-02T10:00:00Z"
+      conditions: [{type: Ready, status: "True", reason: Ready, observedGeneration: 1}]
 spec:
   description: The spec this module applied.
   returned: state is present
   type: dict
+  sample:
+    secretName: orders
+    issuerRef: {name: prod-ca, kind: Issuer, group: cert-manager.io}
+    dnsNames: [orders.prod.svc.cluster.local]
+    duration: 24h
+    renewBefore: 16h
+    privateKey: {algorithm: ECDSA, size: 256, rotationPolicy: Always, encoding: PKCS1}
 ready:
   description: Whether the Certificate is Ready for its current generation.
   returned: state is present
   type: bool
+  sample: true
 revision:
   description: cert-manager's issuance revision (C(status.revision)); it increases at every issuance.
   returned: state is present
@@ -278,25 +305,17 @@ password_secrets_created:
   returned: state is present
   type: list
   elements: str
-api_calls:
-  description: API requests this task made (for benchmarks).
-  returned: always
-  type: int
+  sample: [akka-seed-keystore-password]
 """
 
-import base64
 import copy
-import secrets
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
-    MANAGED_BY, comparable, namespaced_path, without_managed_fields)
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
-    K8S_CONNECTION_SPEC, connect, require_kubernetes)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import cert_manager as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import deprecated, run
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import GROUP
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_CONNECTION_SPEC
 
 _NAMES = dict(dns_domains=dict(type="list", elements="str"), ip_ranges=dict(type="list", elements="str"),
               email_addresses=dict(type="list", elements="str"), uri_domains=dict(type="list", elements="str"))
@@ -312,17 +331,17 @@ ARGUMENT_SPEC = dict(
     secret_name=dict(type="str"),
     issuer_name=dict(type="str"),
     issuer_kind=dict(type="str", choices=["Issuer", "ClusterIssuer"], default="Issuer"),
-    issuer_group=dict(type="str", default=cm.GROUP),
+    issuer_group=dict(type="str", default=GROUP),
     common_name=dict(type="str"),
     dns_names=dict(type="list", elements="str"),
     ip_addresses=dict(type="list", elements="str"),
     uris=dict(type="list", elements="str"),
     email_addresses=dict(type="list", elements="str"),
     subject_organizations=dict(type="list", elements="str"),
-    allow_wildcards=dict(type="bool", default=False),
+    allow_wildcard=dict(type="bool", default=False, **deprecated("allow_wildcard", "allow_wildcards")),
     usages=dict(type="list", elements="str"),
     is_ca=dict(type="bool", default=False),
-    duration=dict(type="str", default="24h"),
+    valid_for=dict(type="str", default="24h", **deprecated("valid_for", "duration")),
     renew_before=dict(type="str"),
     renew_before_percentage=dict(type="int"),
     private_key=dict(type="dict", no_log=False, options=dict(
@@ -347,133 +366,10 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def _issuer_path(spec, namespace):
-    ref = spec["issuerRef"]
-    if ref["kind"] == "ClusterIssuer":
-        return namespaced_path(cm.API_VERSION, "clusterissuers", None, ref["name"])
-    return namespaced_path(cm.API_VERSION, "issuers", namespace, ref["name"])
-
-
-def _check_references(kube, spec, refs, namespace, check_mode=False):
-    """The issuer and keystore password Secrets must exist: fail before applying otherwise.
-
-    In check mode a missing issuer is a warning: the task that creates it only dry-ran before this one.
-    """
-    ref = spec["issuerRef"]
-    if ref["group"] == cm.GROUP and kube.get(_issuer_path(spec, namespace)) is None:
-        where = "the cluster" if ref["kind"] == "ClusterIssuer" else "namespace %s" % namespace
-        if check_mode:
-            kube.notes.append("%s %r does not exist in %s yet (check mode): an earlier task would create it, "
-                              "or the real run fails here" % (ref["kind"], ref["name"], where))
-        else:
-            raise PKIError("issuer_name", "%s %r does not exist in %s" % (ref["kind"], ref["name"], where),
-                           "create it first (securebydefault.pki.cert_manager_issuer) or fix issuer_name/issuer_kind")
-    created = []
-    for field, secret, key, create in refs:
-        path = namespaced_path("v1", "secrets", namespace, secret)
-        obj = kube.get(path)
-        if obj is None and create:
-            created.append((path, secret, key))
-            continue
-        if obj is None:
-            raise PKIError(field, "Secret %r does not exist in namespace %s" % (secret, namespace),
-                           "create the keystore password Secret first, or set create_password_secret: true")
-        if key not in (obj.get("data") or {}):
-            raise PKIError(field.replace("_name", "_key"), "Secret %r has no key %r" % (secret, key),
-                           "store the password under that key or set password_secret_key")
-    return created
-
-
-def _create_password_secrets(kube, module, created, namespace):
-    """A random keystore password, made once; an existing password Secret is never changed."""
-    for path, secret, key in created:
-        password = base64.b64encode(secrets.token_urlsafe(24).encode()).decode()
-        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": secret, "namespace": namespace,
-                             "labels": dict(MANAGED_BY)},
-                "data": {key: password}}
-        kube.apply(path, body, module.params["field_manager"], module.check_mode, False,
-                   field="keystores.password_secret_name")
-
-
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_if=[("state", "present", ["issuer_name"])])
-    require_kubernetes(module)
-    p = module.params
-    result = dict(changed=False, api_calls=0)
-    kube = None
-    try:
-        cm.check_k8s_name(p["namespace"], "namespace")
-        cm.check_k8s_name(p["name"], "name")
-        kube = connect(module)
-        path = namespaced_path(cm.API_VERSION, "certificates", p["namespace"], p["name"])
-        if p["state"] == "absent":
-            kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
-            before = kube.get(path)
-            if before is not None:
-                kube.delete(path, module.check_mode)
-                result["changed"] = True
-                result["diff"] = dict(before=comparable(before), after={})
-            result["api_calls"] = kube.calls
-            module.exit_json(**result)
-
-        spec, refs = cm.certificate_spec(p)
-        before = kube.get(path)
-        if before is None:  # a 404 may mean "no such Certificate" or "no cert-manager at all"
-            kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
-        created = _check_references(kube, spec, refs, p["namespace"], module.check_mode)
-        _create_password_secrets(kube, module, created, p["namespace"])
-        body = {"apiVersion": cm.API_VERSION, "kind": "Certificate",
-                "metadata": {"name": p["name"], "namespace": p["namespace"]}, "spec": spec}
-        after = kube.apply(path, body, p["field_manager"], module.check_mode, p["force_conflicts"])
-        changed = before is None or comparable(before) != comparable(after) or bool(created)
-        result.update(changed=changed, spec=spec, secret_name=spec["secretName"],
-                      password_secrets_created=[entry[1] for entry in created])
-        if changed:
-            result["diff"] = dict(before=comparable(before) or {}, after=comparable(after))
-
-        if p["renew"] and not module.check_mode:
-            if before is None:
-                pass  # a new Certificate is issued anyway
-            else:
-                old_revision = (after.get("status") or {}).get("revision") or 0
-                cm.request_issuing(kube, path, after, "Certificate re-issuance requested by securebydefault.pki")
-                result["changed"] = True
-                done, after = kube.wait(path, lambda o: cm.is_ready(o) and (o.get("status") or {}).get(
-                    "revision", 0) > old_revision, p["wait_timeout"])
-                if not done:
-                    raise PKIError("renew", "no new revision after %ss (still %s): %s" % (
-                        p["wait_timeout"], old_revision, _conditions(after)),
-                        "check the issuer's conditions and cert-manager's log, or raise wait_timeout")
-        elif p["renew"]:
-            result["changed"] = True
-
-        if p["wait"] and not module.check_mode and not cm.is_ready(after):
-            done, after = kube.wait(path, cm.is_ready, p["wait_timeout"])
-            if not done:
-                result.update(certificate=without_managed_fields(after), ready=False, api_calls=kube.calls)
-                raise PKIError("wait_timeout", "Certificate %s/%s not Ready after %ss: %s"
-                               % (p["namespace"], p["name"], p["wait_timeout"], _conditions(after)),
-                               "check the issuer (is it Ready?) and cert-manager's log, or raise wait_timeout")
-        result.update(certificate=without_managed_fields(after), ready=cm.is_ready(after),
-                      revision=(after.get("status") or {}).get("revision"), api_calls=kube.calls)
-        for note in kube.notes:
-            module.warn(note)
-        module.exit_json(**result)
-    except PKIError as exc:
-        if kube is not None:
-            result["api_calls"] = kube.calls
-        fail_pki(module, exc, **{k: v for k, v in result.items() if k != "changed"})
-    finally:
-        if kube is not None:
-            kube.close()
-
-
-def _conditions(obj):
-    conds = ((obj or {}).get("status") or {}).get("conditions") or []
-    return "; ".join("%s=%s (%s: %s)" % (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
-                     for c in conds) or "no conditions yet"
+    run(module, ops.ensure_certificate, kube=True, crypto=False)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to diff.
+extends_documentation_fragment:
+  - securebydefault.pki.requirements
 options:
   path:
     description: Certificate file (PEM). Further certificates in it are treated as the chain.
@@ -87,73 +89,90 @@ exists:
   description: Whether the certificate file exists. All other keys are missing when it does not.
   returned: always
   type: bool
+  sample: true
 subject:
   description: Subject DN.
   returned: when exists
   type: str
+  sample: CN=node1.cluster-a.example
 issuer:
   description: Issuer DN.
   returned: when exists
   type: str
+  sample: CN=cluster-a CA
 names:
   description: DNS names, IP addresses and URIs in the certificate.
   returned: when exists
   type: list
   elements: str
+  sample: [node1.cluster-a.example, node1, 10.20.0.11]
 serial:
   description: Serial number in hex.
   returned: when exists
   type: str
+  sample: 5f3a09c1e2
 not_before:
   description: Start of validity, UTC.
   returned: when exists
   type: str
+  sample: "2026-11-22T09:55:00Z"
 not_after:
   description: End of validity, UTC.
   returned: when exists
   type: str
+  sample: "2027-02-20T10:00:00Z"
 expires_in_seconds:
   description: Seconds until expiry (negative when expired).
   returned: when exists
   type: int
+  sample: 7689600
 fingerprint:
   description: SHA-256 fingerprint.
   returned: when exists
   type: str
+  sample: "4F:2A:...:9C"
 key:
   description: Key algorithm and size, e.g. C(ec/256).
   returned: when exists
   type: str
+  sample: EC P-256
 usages:
   description: Extended key usages (C(server), C(client)).
   returned: when exists
   type: list
   elements: str
+  sample: [server, client]
 is_ca:
   description: Whether it is a CA certificate.
   returned: when exists
   type: bool
+  sample: false
 chain_valid:
   description: Whether the chain verifies against O(bundle_path) (signatures, validity, CA flags, name constraints).
   returned: when exists and bundle_path is set
   type: bool
+  sample: true
 chain_error:
   description: Why the chain does not verify; empty when it does.
   returned: when exists and bundle_path is set
   type: str
+  sample: ""
 key_matches:
   description: Whether O(key_path) holds the certificate's private key.
   returned: when exists and key_path is set
   type: bool
+  sample: true
 renewal_reasons:
   description: Why node_certificate would re-issue it (expiry window, names, key mismatch, chain, revoked).
   returned: when exists
   type: list
   elements: str
+  sample: ["expires within renew_before (30 days)"]
 revoked:
   description: Whether the CRL in O(crl_path) lists the certificate.
   returned: when exists, crl_path is set and the CRL's signature verifies
   type: bool
+  sample: false
 revocation:
   description: When and why the certificate was revoked.
   returned: when revoked
@@ -163,129 +182,34 @@ crl:
   description: The CRL's number, issuer, this and next update, and how many serials it lists.
   returned: when exists and crl_path is set
   type: dict
+  sample: {crl_number: 3, next_update: "2026-12-07T10:00:00Z", revoked_count: 1}
 crl_error:
   description: Why the CRL cannot be relied on (unknown issuer, bad signature, expired); empty when it can.
   returned: when exists and crl_path is set
   type: str
+  sample: ""
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import certificate_info as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
 
-try:
-    from cryptography import x509
-
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import usages_of
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificates
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import read_bytes
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
-        build_identity, identity_of_certificate)
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.inspection import (
-        renewal_reasons, verify_chain)
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import load_private_key, spec_of_key
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
-        isoformat, not_valid_after, not_valid_before, parse_duration, utcnow)
-except ImportError:
-    PKIError = ValueError  # require_cryptography() reports the missing library
-
-
-def _read_certs(path, field):
-    data = read_bytes(path)
-    if data is None:
-        raise PKIError(field, "%s does not exist" % path, "check the path")
-    return load_certificates(data, field)
-
-
-def _check_revocation(info, crl_path, leaf, issuers, now):
-    data = read_bytes(crl_path)
-    if data is None:
-        raise PKIError("crl_path", "%s does not exist" % crl_path, "install the CRL first (the revoke role does)")
-    crl = revocation.load_crl(data, "crl_path")
-    info["crl"] = revocation.crl_summary(crl)
-    if not issuers:
-        info["crl_error"] = "no issuer certificate to check the CRL's signature with"
-        return []
-    signed, error = revocation.check_crl(crl, issuers, now)
-    info["crl_error"] = error or ""
-    if not signed:
-        return []
-    found = revocation.revocation_of(crl, leaf)
-    info["revoked"] = found is not None
-    if found is None:
-        return []
-    info["revocation"] = found
-    return ["revoked on %s (%s) per the CRL" % (found["revoked_at"], found["reason"])]
-
-
-def inspect(params):
-    data = read_bytes(params["path"])
-    if data is None:
-        return {"exists": False}
-    certs = load_certificates(data, "path")
-    if not certs:
-        raise PKIError("path", "%s holds no PEM certificate" % params["path"], "point it at a PEM certificate")
-    leaf, chain = certs[0], certs[1:]
-    if params["chain_path"]:
-        chain += [c for c in _read_certs(params["chain_path"], "chain_path") if c != leaf]
-    now = utcnow()
-    try:
-        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    info = {"exists": True, "subject": leaf.subject.rfc4514_string(), "issuer": leaf.issuer.rfc4514_string(),
-            "names": identity_of_certificate(leaf).names(), "serial": "%x" % leaf.serial_number,
-            "not_before": isoformat(not_valid_before(leaf)), "not_after": isoformat(not_valid_after(leaf)),
-            "expires_in_seconds": int((not_valid_after(leaf) - now).total_seconds()),
-            "fingerprint": fingerprint(leaf), "key": spec_of_key(leaf.public_key()).describe(),
-            "usages": usages_of(leaf), "is_ca": bool(is_ca)}
-    key = None
-    if params["key_path"]:
-        key_data = read_bytes(params["key_path"])
-        if key_data is None:
-            raise PKIError("key_path", "%s does not exist" % params["key_path"], "check the path")
-        key = load_private_key(key_data, params["key_passphrase"], "key_path")
-    identity = build_identity(params["names"], "names", allow_wildcard=True) if params["names"] else None
-    reasons = renewal_reasons(leaf, private_key=key, identity=identity,
-                              renew_before=parse_duration(params["renew_before"], "renew_before"), now=now)
-    if key is not None:
-        info["key_matches"] = "private key does not match certificate" not in reasons
-    roots = []
-    if params["bundle_path"]:
-        roots = _read_certs(params["bundle_path"], "bundle_path")
-        error = verify_chain(leaf, chain, roots, now)
-        info["chain_valid"] = error is None
-        info["chain_error"] = error or ""
-        if error:
-            reasons.append("chain does not verify: %s" % error)
-    if params["crl_path"]:
-        reasons += _check_revocation(info, params["crl_path"], leaf, chain + roots, now)
-    info["renewal_reasons"] = reasons
-    return info
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    bundle_path=dict(type="path"),
+    chain_path=dict(type="path"),
+    key_path=dict(type="path"),
+    key_passphrase=dict(type="str", no_log=True),
+    renew_before=dict(type="str", default="30d"),
+    names=dict(type="list", elements="str"),
+    crl_path=dict(type="path"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            bundle_path=dict(type="path"),
-            chain_path=dict(type="path"),
-            key_path=dict(type="path"),
-            key_passphrase=dict(type="str", no_log=True),
-            renew_before=dict(type="str", default="30d"),
-            names=dict(type="list", elements="str"),
-            crl_path=dict(type="path"),
-        ),
-        supports_check_mode=True,
-    )
-    require_cryptography(module)
-    try:
-        info = inspect(module.params)
-    except PKIError as exc:
-        fail_pki(module, exc)
-    module.exit_json(changed=False, **info)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run(module, ops.certificate_info)
 
 
 if __name__ == "__main__":

@@ -37,49 +37,26 @@ namespace:
   description: The namespace as the API server returned it.
   returned: success
   type: dict
-api_calls:
-  description: API requests this task made.
-  returned: always
-  type: int
+  sample:
+    apiVersion: v1
+    kind: Namespace
+    metadata: {name: akka, labels: {app.kubernetes.io/part-of: akka-cluster, kubernetes.io/metadata.name: akka}}
+    spec: {finalizers: [kubernetes]}
+    status: {phase: Active}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
-    comparable, namespaced_path, without_managed_fields)
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
-    K8S_CONNECTION_SPEC, require_kubernetes, run_k8s)
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import k8s_objects as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_CONNECTION_SPEC
+
+ARGUMENT_SPEC = dict(K8S_CONNECTION_SPEC, name=dict(type="str", required=True), labels=dict(type="dict"))
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(K8S_CONNECTION_SPEC, name=dict(type="str", required=True),
-                                              labels=dict(type="dict")),
-                           supports_check_mode=True)
-    require_kubernetes(module)
-    p = module.params
-
-    def work(session):
-        name = check_k8s_name(p["name"], "name")
-        if len(name) > 63 or "." in name:
-            raise PKIError("name", "%r is not a valid namespace name" % name,
-                           "use at most 63 lower-case letters, digits and '-'")
-        kube = session.kube
-        path = namespaced_path("v1", "namespaces", None, name)
-        before = kube.get(path)
-        metadata = {"name": name}
-        if p["labels"]:
-            metadata["labels"] = {str(k): str(v) for k, v in p["labels"].items()}
-        after = kube.apply(path, {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata},
-                           p["field_manager"], module.check_mode, p["force_conflicts"])
-        changed = before is None or comparable(before) != comparable(after)
-        result = dict(changed=changed, namespace=without_managed_fields(after), api_calls=kube.calls)
-        if changed:
-            result["diff"] = dict(before=comparable(before) or {}, after=comparable(after))
-        return result
-
-    run_k8s(module, work)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run(module, ops.ensure_namespace, kube=True, crypto=False)
 
 
 if __name__ == "__main__":

@@ -51,77 +51,32 @@ fingerprints:
   returned: success
   type: list
   elements: str
+  sample: ["5F:0A:...:9C", "A1:77:...:03"]
 bundle:
   description: The PEM text written.
   returned: success
   type: str
-api_calls:
-  description: API requests this task made.
-  returned: always
-  type: int
+  sample: "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
-    MANAGED_BY, comparable, namespaced_path)
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s_support import (
-    K8S_CONNECTION_SPEC, require_kubernetes, run_k8s)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import k8s_objects as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_CONNECTION_SPEC
 
-
-def bundle_of(paths):
-    # pylint: disable=import-outside-toplevel
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificate
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
-
-    roots, prints = [], []
-    for path in paths:
-        root = read_public(path, "ca_paths")[1]
-        digest = fingerprint(load_certificate(root, "ca_paths"))
-        if digest not in prints:
-            roots.append(root if root.endswith("\n") else root + "\n")
-            prints.append(digest)
-    return "".join(roots), prints
+ARGUMENT_SPEC = dict(
+    K8S_CONNECTION_SPEC,
+    name=dict(type="str", required=True),
+    namespace=dict(type="str", required=True),
+    ca_paths=dict(type="list", elements="path", required=True),
+    key=dict(type="str", default="ca.crt", no_log=False),
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(
-        K8S_CONNECTION_SPEC,
-        name=dict(type="str", required=True),
-        namespace=dict(type="str", required=True),
-        ca_paths=dict(type="list", elements="path", required=True),
-        key=dict(type="str", default="ca.crt", no_log=False),
-    ), supports_check_mode=True)
-    require_kubernetes(module)
-    require_cryptography(module)
-    p = module.params
-
-    def work(session):
-        name = check_k8s_name(p["name"], "name")
-        namespace = check_k8s_name(p["namespace"], "namespace")
-        if not p["ca_paths"]:
-            raise PKIError("ca_paths", "is empty", "list at least one CA directory")
-        pem, prints = bundle_of(p["ca_paths"])
-        kube = session.kube
-        path = namespaced_path("v1", "configmaps", namespace, name)
-        before = kube.get(path)
-        body = {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": namespace,
-                             "labels": dict(MANAGED_BY)},
-                "data": {p["key"]: pem}}
-        after = kube.apply(path, body, p["field_manager"], module.check_mode, p["force_conflicts"])
-        changed = before is None or comparable(before) != comparable(after)
-        result = dict(changed=changed, fingerprints=prints, bundle=pem, api_calls=kube.calls)
-        if changed:
-            result["diff"] = dict(before=((before or {}).get("data") or {}).get(p["key"], ""), after=pem,
-                                  before_header="ConfigMap %s/%s" % (namespace, name),
-                                  after_header="ConfigMap %s/%s" % (namespace, name))
-        return result
-
-    run_k8s(module, work)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run(module, ops.ensure_trust_bundle, kube=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ description:
     the reason; nothing is written.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
+  - securebydefault.pki.requirements
   - securebydefault.pki.keyring
 options:
   path:
@@ -127,19 +128,15 @@ recovered:
   description: What this run finished or undid of a run that was killed mid-step.
   returned: when a journal was found
   type: str
+  sample: "finished promoting r2"
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import (
-    KEYRING_OPTIONS, diff_of, gates_from, result_of)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring_files as kf
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import (
-    check_key_mode, parse_mode, resolve_owner)
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import keyring as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
+from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import KEYRING_OPTIONS
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyring import KEY_PAIR_KINDS
 
 ARGUMENT_SPEC = dict(
     KEYRING_OPTIONS,
@@ -154,43 +151,7 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    p = module.params
-    path = p["path"]
-    try:
-        kf.check_directory(path)
-        gates = gates_from(p)
-        key_mode = parse_mode(p["key_mode"], "key_mode")
-        check_key_mode(key_mode, p["allow_group_readable_key"])
-        public_mode = parse_mode(p["public_mode"], "public_mode")
-        uid, gid = resolve_owner(p["owner"], p["group"])
-        if p["kind"] != "symmetric" and p["encoding"] != "raw":
-            raise PKIError("encoding", "only applies to kind symmetric", "remove encoding")
-        extra = {}
-        if not module.check_mode and kf.read_meta(path).get("transition"):
-            extra["recovered"] = kf.recover(path)
-        meta = kf.read_meta(path)
-        if module.check_mode and meta.get("transition"):
-            raise PKIError("path", "%s holds an unfinished step of a killed run" % path,
-                           "run once without check mode to finish or undo it")
-        ring = kr.parse(kf.read_entries(path), p["kind"], meta, path)
-        now = utcnow()
-        plan = kr.plan(ring, p["state"], gates, now, lambda: kr.generate(p["kind"], p["size"], p["encoding"]),
-                       force=p["force"], retire_id=p["retire_id"])
-        fixes = kf.attribute_fixes(path, plan.before, key_mode, public_mode, uid, gid) if ring.ids else {}
-        meta_changes = plan.after.meta != meta
-        changed = plan.changed or bool(fixes) or meta_changes or bool(extra)
-        result = result_of(plan)
-        result.update(extra)
-        result["changed"] = changed
-        if fixes:
-            result["attribute_changes"] = fixes
-        if changed:
-            result["diff"] = diff_of(plan, path)
-        if changed and not module.check_mode:
-            kf.apply(path, plan, key_mode, public_mode, uid, gid)
-        module.exit_json(**result)
-    except PKIError as exc:
-        fail_pki(module, exc)
+    run(module, ops.directory_keyring, crypto=module.params["kind"] in KEY_PAIR_KINDS)
 
 
 if __name__ == "__main__":

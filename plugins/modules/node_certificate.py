@@ -35,6 +35,7 @@ description:
   - Every name is checked against the CA's name constraints and wildcard policy before anything is written.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
+  - securebydefault.pki.requirements
   - securebydefault.pki.attributes
   - securebydefault.pki.attributes.files
   - securebydefault.pki.attributes.key
@@ -233,10 +234,12 @@ csr:
   description: The node's CSR (PEM) for M(securebydefault.pki.sign_csr) on the CA host.
   returned: with O(ca) and without O(certificate), when a certificate is due (not in check mode)
   type: str
+  sample: "-----BEGIN CERTIFICATE REQUEST-----\nMIIBDzCBtgIBADAh...\n-----END CERTIFICATE REQUEST-----\n"
 signing_required:
   description: True when RV(csr) waits to be signed on the CA host.
   returned: when RV(csr) is returned
   type: bool
+  sample: true
 reasons:
   description: Why a certificate was (or in check mode would be) issued; empty when nothing was due.
   returned: always
@@ -253,28 +256,34 @@ certificate:
   description: Names, issuer, serial (hex), not_after and SHA-256 fingerprint of the certificate on the node.
   returned: success
   type: dict
+  sample: {serial: 5f3a09c1e2, not_after: "2027-02-20T10:00:00Z", names: [node1.cluster-a.example]}
 files:
   description: Paths of key, cert, chain, bundle, keystore and truststore on the node.
   returned: always
   type: dict
+  sample: {key: /etc/pki/a/node.key, cert: /etc/pki/a/node.crt, bundle: /etc/pki/a/ca-bundle.crt}
 written:
   description: Files written, or that would be written in check mode.
   returned: success
   type: list
   elements: str
+  sample: [/etc/pki/cluster-a/node.crt, /etc/pki/cluster-a/node-fullchain.crt]
 backups:
   description: Backup copies made with O(backup=true).
   returned: success
   type: list
   elements: str
+  sample: [/etc/pki/cluster-a/node.crt.2026-11-22@10:00:00~]
 field:
   description: On failure, the option at fault.
   returned: failure
   type: str
+  sample: dns_names[0]
 fix:
   description: On failure, how to fix it.
   returned: failure
   type: str
+  sample: "list the host names explicitly, or set allow_wildcard: true if you really need a wildcard"
 """
 
 from ansible.module_utils.basic import AnsibleModule

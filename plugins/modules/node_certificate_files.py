@@ -25,6 +25,7 @@ description:
     installed; with it a later run that finds nothing due needs no X.509 parsing).
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
+  - securebydefault.pki.requirements
   - securebydefault.pki.attributes
   - securebydefault.pki.attributes.files
   - securebydefault.pki.attributes.key
@@ -149,131 +150,49 @@ csr:
   description: PEM CSR made with the node's new (or kept) key, when a certificate must be issued.
   returned: stage prepare, when reasons is not empty and not in check mode
   type: str
+  sample: "-----BEGIN CERTIFICATE REQUEST-----\nMIIBDzCBtgIBADAh...\n-----END CERTIFICATE REQUEST-----\n"
 written:
   description: Files written (or that would be written in check mode).
   returned: always
   type: list
   elements: str
+  sample: [/etc/pki/cluster-a/node.crt]
 backups:
   description: Backup copies made.
   returned: always
   type: list
   elements: str
+  sample: []
 certificate:
   description: Names, issuer, serial, not_after and fingerprint of the installed certificate.
   returned: always
   type: dict
+  sample: {serial: 5f3a09c1e2, not_after: "2027-02-20T10:00:00Z", names: [node1.cluster-a.example]}
 discovered:
   description: Facts the node looked up itself (hostname, fqdn, addresses).
   returned: always
   type: dict
+  sample: {hostname: node1, fqdn: node1.cluster-a.example, ipv4: [10.20.0.11]}
 pending_created:
   description: Whether this run wrote a new C(<name>.key.pending) for the CSR.
   returned: stage prepare
   type: bool
+  sample: true
 """
-
-import base64
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import NODE_FILES_SPEC, node_file_names
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki import files as fs
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki import record
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import build_identity, requested_names
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec import KeySpec, validate_key_spec
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
-
-
-def paths_of(params):
-    names = node_file_names(params["name"])
-    return {kind: os.path.join(params["path"], fname) for kind, fname in names.items()}
-
-
-def quick_result(params, names, discovered):
-    """The answer when the issuance record proves nothing is due; None means: do the full check.
-
-    Standard library only, so a run with nothing due never imports cryptography.
-    """
-    if params["stage"] != "prepare" or params["force"] or params["pkcs12_keystore"] or params["truststore"]:
-        return None
-    identity = build_identity(names, "names", params["allow_wildcard"])
-    uid, gid = fs.resolve_owner(params["owner"], params["group"])
-    paths = paths_of(params)
-    found = record.load(paths["cert"])
-    if found and found.get("serial") in params["revoked_serials"]:
-        return None
-    if not record.still_valid(
-            found, cert_path=paths["cert"], key_path=paths["key"], chain_path=paths["chain"],
-            bundle_path=paths["bundle"], bundle_pem=params["bundle"], issuer_pem=params["issuer"],
-            names=identity.names(), usages=params["usages"],
-            key=validate_key_spec(KeySpec(params["key_type"], params["key_size"])).describe(),
-            renew_before=parse_duration(params["renew_before"], "renew_before"),
-            modes={"key": fs.parse_mode(params["key_mode"], "key_mode"),
-                   "cert": fs.parse_mode(params["cert_mode"], "cert_mode")},
-            uid=uid, gid=gid, now=utcnow(), host=params["host"], key_encrypted=bool(params["key_passphrase"])):
-        return None
-    return dict(changed=False, reasons=[], identity=identity.names(), written=[], backups=[],
-                certificate=record.summary(found), discovered=discovered)
-
-
-def build_request(node, params, names, check_mode):
-    uid, gid = fs.resolve_owner(params["owner"], params["group"])
-    key_mode = fs.parse_mode(params["key_mode"], "key_mode")
-    cert_mode = fs.parse_mode(params["cert_mode"], "cert_mode")
-    paths = paths_of(params)
-
-    def spec(kind, mode):
-        return fs.FileSpec(paths[kind], mode, uid, gid)
-
-    truststore = params["truststore"]
-    return node.NodeRequest(
-        key=spec("key", key_mode), cert=spec("cert", cert_mode), chain=spec("chain", cert_mode),
-        bundle=spec("bundle", cert_mode), bundle_pem=params["bundle"],
-        names=names, discover=[], issuer_pem=params["issuer"],
-        key_spec=KeySpec(params["key_type"], params["key_size"]), key_passphrase=params["key_passphrase"],
-        regenerate_key=params["regenerate_key"], allow_wildcard=params["allow_wildcard"],
-        renew_before=parse_duration(params["renew_before"], "renew_before"), usages=params["usages"],
-        force=params["force"], backup=params["backup"], revoked_serials=params["revoked_serials"],
-        keystore=spec("keystore", key_mode) if params["pkcs12_keystore"] else None,
-        truststore=spec("truststore", cert_mode) if truststore else None,
-        truststore_der=base64.b64decode(truststore) if truststore else None,
-        pkcs12_passphrase=params["pkcs12_passphrase"], keystore_alias=params["name"],
-        check_mode=check_mode, host=params["host"], allow_group_readable_key=params["allow_group_readable_key"])
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import node_files as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import NODE_FILES_SPEC
 
 
 def main():
     module = AnsibleModule(argument_spec=NODE_FILES_SPEC, supports_check_mode=True,
                            required_if=[("stage", "install", ("certificate",)),
                                         ("pkcs12_keystore", True, ("pkcs12_passphrase",))])
-    try:
-        names, discovered = requested_names(module.params["names"], module.params["discover"])
-        quick = quick_result(module.params, names, discovered)
-        if quick is not None:
-            module.exit_json(**quick)
-        require_cryptography(module)
-        from ansible_collections.securebydefault.pki.plugins.module_utils.pki import node
-
-        request = build_request(node, module.params, names, module.check_mode)
-        if module.params["stage"] == "prepare":
-            result = node.prepare(request)
-            result.discovered = discovered
-        elif module.params["stage"] == "abort":
-            result = node.abort(request)
-        else:
-            if module.check_mode:
-                module.exit_json(changed=True, reasons=[], identity=list(request.names), written=[],
-                                 backups=[], certificate={}, discovered={})
-            result = node.install(request, module.params["certificate"])
-    except PKIError as exc:
-        fail_pki(module, exc)
-    out = result.as_dict()
-    if module._diff:
-        out["diff"] = {"before": result.before, "after": result.after}
-    module.exit_json(**out)
+    # the quick path needs no cryptography; node_files checks for it before anything is due
+    run(module, ops.node_files, crypto=False)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ description:
     revoked.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
+  - securebydefault.pki.requirements
   - securebydefault.pki.k8s.access
   - securebydefault.pki.ca_secret
 attributes:
@@ -148,22 +149,27 @@ revoked_serials:
   returned: always
   type: list
   elements: str
+  sample: ["5f3a09c1"]
 crl:
   description: The CRL as PEM, for distribution to the nodes. In check mode with a change due, the CRL now on disk.
   returned: when a CRL exists (or, outside check mode, was published)
   type: str
+  sample: "-----BEGIN X509 CRL-----\nMIIBNDCB2wIBATAK...\n-----END X509 CRL-----\n"
 crl_path:
   description: Where the CRL is on the CA host.
   returned: with O(ca_path)
   type: str
+  sample: /srv/pki/cluster-a/crl.pem
 crl_number:
   description: The CRL number (after this run).
   returned: always
   type: int
+  sample: 4
 next_update:
   description: When the published CRL must be replaced (UTC).
   returned: when a CRL exists
   type: str
+  sample: "2026-11-30T10:00:00Z"
 reasons:
   description:
     - Why the record or the CRL changed, e.g. C(revoking 5f3a09c1 (node7)) or
@@ -171,90 +177,30 @@ reasons:
   returned: always
   type: list
   elements: str
+  sample: ["revoking 5f3a09c1 (node7)"]
 """
-
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.ca_location import (
-    CA_SECRET_OPTION, K8S_ACCESS_SPEC, run_with_ca)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import ca as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import CA_CHOICE, ca_options
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import REASONS
 
-try:
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store, revocation
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
-        isoformat, parse_duration, utcnow)
-except ImportError:
-    PKIError = ValueError  # require_cryptography() reports the missing library
-
-
-def run(params, store, check_mode):
-    crl_valid_for = parse_duration(params["crl_valid_for"], "crl_valid_for")
-    renew_before = parse_duration(params["crl_renew_before"], "crl_renew_before", allow_zero=True)
-    if renew_before >= crl_valid_for:
-        raise PKIError("crl_renew_before", "%s is not shorter than crl_valid_for %s"
-                       % (params["crl_renew_before"], params["crl_valid_for"]),
-                       "publish ahead of expiry by a fraction of the lifetime, e.g. 7d with 3d")
-    for index, serial in enumerate(params["serials"]):
-        revocation.normalize_serial(serial, "serials[%d]" % index)
-    # passphrase, key match and expiry, before anything
-    ca = ca_store.load_ca_in(store, params["ca_passphrase"])
-    now = utcnow().replace(microsecond=0)
-    decided, pem = revocation.revoke(store, ca, params["hosts"], params["serials"], params["reason"], now,
-                                     renew_before, crl_valid_for, params["allow_unlisted"])
-    result = {"changed": decided.changed, "revoked": decided.newly_revoked, "reasons": decided.crl_reasons,
-              "revoked_serials": sorted(e["serial"] for e in decided.after["revoked"]),
-              "crl_number": decided.after["crl_number"] if decided.changed else decided.before["crl_number"]}
-    if params["ca_path"]:
-        result["crl_path"] = os.path.join(params["ca_path"], revocation.CRL)
-    if pem is not None:
-        result["crl"] = pem.decode("ascii")
-        summary = revocation.crl_summary(revocation.load_crl(pem, "crl_path"))
-        if check_mode and decided.changed:
-            summary["next_update"] = isoformat(now + crl_valid_for)
-        result["next_update"] = summary["next_update"]
-    result["diff"] = {"before": {"revoked_serials": sorted(e["serial"] for e in decided.before["revoked"]),
-                                 "crl_number": decided.before["crl_number"]},
-                      "after": {"revoked_serials": result["revoked_serials"], "crl_number": result["crl_number"]}}
-    return result
+ARGUMENT_SPEC = dict(
+    ca_options(),
+    hosts=dict(type="list", elements="str", default=[]),
+    serials=dict(type="list", elements="str", default=[]),
+    allow_unlisted=dict(type="bool", default=False),
+    reason=dict(type="str", default="cessation_of_operation", choices=list(REASONS)),
+    crl_valid_for=dict(type="str", default="7d"),
+    crl_renew_before=dict(type="str", default="3d"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            K8S_ACCESS_SPEC,
-            ca_path=dict(type="path"),
-            ca_secret=CA_SECRET_OPTION,
-            ca_passphrase=dict(type="str", no_log=True),
-            hosts=dict(type="list", elements="str", default=[]),
-            serials=dict(type="list", elements="str", default=[]),
-            allow_unlisted=dict(type="bool", default=False),
-            reason=dict(type="str", default="cessation_of_operation", choices=list(REASONS)),
-            crl_valid_for=dict(type="str", default="7d"),
-            crl_renew_before=dict(type="str", default="3d"),
-        ),
-        mutually_exclusive=[("ca_path", "ca_secret")],
-        required_one_of=[("ca_path", "ca_secret")],
-        supports_check_mode=True,
-    )
-    require_cryptography(module)
-    params = module.params
-    if (module.check_mode and params["ca_path"] and not os.path.lexists(params["ca_path"])
-            and not params["hosts"] and not params["serials"]):
-        # check mode of a first run: site.yml would create the CA; there is nothing to revoke or publish yet
-        module.warn("no CA at %s yet (check mode): nothing to revoke, no CRL to publish" % params["ca_path"])
-        module.exit_json(changed=False, revoked=[], revoked_serials=[], crl_number=None)
-
-    def work(store):
-        result = run(module.params, store, module.check_mode)
-        if not module._diff:
-            result.pop("diff")
-        return result
-
-    run_with_ca(module, "ca_path", "ca_secret", work, dry_run=module.check_mode)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **CA_CHOICE)
+    run(module, ops.revoke, ca=CAOptions())
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ description:
     returned a CSR, so the role as a whole stays idempotent.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
+  - securebydefault.pki.requirements
   - securebydefault.pki.k8s.access
   - securebydefault.pki.ca_secret
 attributes:
@@ -121,58 +122,35 @@ certificate:
   description: The signed certificate (PEM).
   returned: success, not in check mode
   type: str
+  sample: "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU...\n-----END CERTIFICATE-----\n"
 serial:
   description: Its serial number (hex), as the ledger records it.
   returned: success, not in check mode
   type: str
+  sample: 5f3a09c1e2
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.ca_location import (
-    CA_SECRET_OPTION, K8S_ACCESS_SPEC, run_with_ca)
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import ca as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import CA_CHOICE, ca_options
 
-try:
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.signing import sign_csr
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
-except ImportError:
-    pass  # require_cryptography() reports the missing library
-
-
-def sign(module, store):
-    params = module.params
-    valid_for = parse_duration(params["valid_for"], "valid_for")
-    if module.check_mode:
-        ca_store.load_ca_in(store, params["ca_passphrase"])
-        return {"changed": True}
-    pem, serial = sign_csr(store, params["ca_passphrase"], params["csr"], params["names"], params["usages"],
-                           valid_for, params["allow_wildcard"], params["host"], params["shared_names"])
-    return {"changed": True, "certificate": pem, "serial": serial}
+ARGUMENT_SPEC = dict(
+    ca_options(),
+    csr=dict(type="str", required=True),
+    names=dict(type="list", elements="str", required=True),
+    usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
+    valid_for=dict(type="str", default="90d"),
+    allow_wildcard=dict(type="bool", default=False),
+    host=dict(type="str", default=""),
+    shared_names=dict(type="list", elements="str", default=[]),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            K8S_ACCESS_SPEC,
-            ca_path=dict(type="path"),
-            ca_secret=CA_SECRET_OPTION,
-            ca_passphrase=dict(type="str", no_log=True),
-            csr=dict(type="str", required=True),
-            names=dict(type="list", elements="str", required=True),
-            usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
-            valid_for=dict(type="str", default="90d"),
-            allow_wildcard=dict(type="bool", default=False),
-            host=dict(type="str", default=""),
-            shared_names=dict(type="list", elements="str", default=[]),
-        ),
-        mutually_exclusive=[("ca_path", "ca_secret")],
-        required_one_of=[("ca_path", "ca_secret")],
-        supports_check_mode=True,
-    )
-    require_cryptography(module)
-    run_with_ca(module, "ca_path", "ca_secret", lambda store: sign(module, store))
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **CA_CHOICE)
+    run(module, ops.sign, ca=CAOptions())
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ attributes:
   diff_mode:
     support: full
     description: Shows the CA fingerprints before and after.
+extends_documentation_fragment:
+  - securebydefault.pki.requirements
 options:
   path:
     description: The bundle file to write.
@@ -90,150 +92,48 @@ fingerprints:
   returned: always
   type: list
   elements: str
+  sample: ["4F:2A:...:9C"]
 dropped:
   description: Subjects of expired CAs left out.
   returned: always
   type: list
   elements: str
+  sample: ["CN=cluster-a CA 2016"]
 system_store_path:
   description: Where the bundle was placed in the system trust store.
   returned: when system_store is true
   type: str
+  sample: /usr/local/share/ca-certificates/securebydefault-pki.crt
 backup_file:
   description: Backup copy of the replaced bundle.
   returned: when backup is true and the bundle was replaced
   type: str
+  sample: /etc/pki/cluster-a/ca-bundle.crt.2026-11-22@10:00:00~
 """
-
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.module_support import fail_pki, require_cryptography
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import trust as ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
 
-try:
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import files as fs
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
-        fingerprint, is_ca_certificate, load_certificates, merge_bundle, pem_of)
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import not_valid_after, utcnow
-except ImportError:
-    PKIError = ValueError  # require_cryptography() reports the missing library
-
-# (anchor directory, file extension, refresh command) per OS family, first existing wins.
-SYSTEM_STORES = [
-    ("/usr/local/share/ca-certificates", ".crt", ["update-ca-certificates"]),
-    ("/etc/pki/ca-trust/source/anchors", ".pem", ["update-ca-trust", "extract"]),
-]
-
-
-def system_store(module):
-    for directory, ext, command in SYSTEM_STORES:
-        if os.path.isdir(directory) and module.get_bin_path(command[0]):
-            return os.path.join(directory, module.params["store_name"] + ext), command
-    raise PKIError("system_store", "no supported system trust store found (ca-certificates or ca-trust)",
-                   "install the ca-certificates package, or set system_store: false")
-
-
-def fingerprints_of(data):
-    if not data:
-        return []
-    return [fingerprint(c) for c in load_certificates(data, "path")]
-
-
-def run(module):
-    params = module.params
-    path = params["path"]
-    uid, gid = fs.resolve_owner(params["owner"], params["group"])
-    spec = fs.FileSpec(path, fs.parse_mode(params["mode"], "mode"), uid, gid)
-    store = system_store(module) if params["system_store"] else None
-    current = fs.read_bytes(path)
-    result = {"changed": False, "dropped": [], "fingerprints": []}
-    if params["state"] == "absent":
-        targets = [p for p in [path] + ([store[0]] if store else []) if os.path.exists(p)]
-        result["changed"] = bool(targets)
-        result["diff"] = {"before": {"fingerprints": fingerprints_of(current)}, "after": {"fingerprints": []}}
-        if targets and not module.check_mode:
-            for target in targets:
-                fs.remove_quietly(target)
-            if store and store[0] in targets:
-                module.run_command(store[1], check_rc=True)
-        return result
-    if not params["certificates"]:
-        raise PKIError("certificates", "no CA certificate given", "list at least one PEM CA certificate")
-    certs = []
-    for index, item in enumerate(params["certificates"]):
-        found = load_certificates(item, "certificates[%d]" % index)
-        if not found:
-            raise PKIError("certificates[%d]" % index, "no PEM certificate in this item",
-                           "pass the PEM text, e.g. with lookup('ansible.builtin.file', ...)")
-        for cert in found:
-            if not is_ca_certificate(cert):
-                raise PKIError("certificates[%d]" % index, "%s is not a CA certificate (no basicConstraints CA:TRUE "
-                               "with keyCertSign): a leaf is never a trust anchor" % cert.subject.rfc4514_string(),
-                               "pass the CA's root (root.crt, or the ca-bundle.crt node_certificate installs), "
-                               "not a server or client certificate")
-        certs.extend(found)
-    now = utcnow()
-    kept = merge_bundle(certs, drop_expired=params["drop_expired"], now=now)
-    result["dropped"] = sorted({c.subject.rfc4514_string() for c in certs if not_valid_after(c) <= now
-                                and params["drop_expired"]})
-    if not kept:
-        raise PKIError("certificates", "every CA given has expired", "pass a valid CA certificate")
-    data = pem_of(kept).encode("ascii")
-    result["fingerprints"] = [fingerprint(c) for c in kept]
-    result["diff"] = {"before": {"fingerprints": fingerprints_of(current)},
-                      "after": {"fingerprints": result["fingerprints"]}}
-    fs.check_destination(path, "path")
-    targets = [(spec, current)]
-    if store:
-        result["system_store_path"] = store[0]
-        store_spec = fs.FileSpec(store[0], 0o644)
-        fs.check_destination(store[0], "system_store")
-        targets.append((store_spec, fs.read_bytes(store[0])))
-    refresh = False
-    for target, existing in targets:
-        if existing != data:
-            result["changed"] = True
-            refresh = refresh or target is not spec
-            if not module.check_mode:
-                if params["backup"] and existing is not None and target is spec:
-                    result["backup_file"] = fs.backup_file(path)
-                fs.atomic_write(target, data)
-        elif fs.attribute_changes(target.path, target):
-            result["changed"] = True
-            if not module.check_mode:
-                fs.apply_attributes(target.path, target)
-    if refresh and not module.check_mode:
-        module.run_command(store[1], check_rc=True)
-    return result
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    certificates=dict(type="list", elements="str"),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    drop_expired=dict(type="bool", default=True),
+    system_store=dict(type="bool", default=False),
+    store_name=dict(type="str", default="securebydefault-pki"),
+    owner=dict(type="str"),
+    group=dict(type="str"),
+    mode=dict(type="raw", default="0644"),
+    backup=dict(type="bool", default=False),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            certificates=dict(type="list", elements="str"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            drop_expired=dict(type="bool", default=True),
-            system_store=dict(type="bool", default=False),
-            store_name=dict(type="str", default="securebydefault-pki"),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            mode=dict(type="raw", default="0644"),
-            backup=dict(type="bool", default=False),
-        ),
-        required_if=[("state", "present", ("certificates",))],
-        supports_check_mode=True,
-    )
-    require_cryptography(module)
-    try:
-        result = run(module)
-    except PKIError as exc:
-        fail_pki(module, exc)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_if=[("state", "present", ("certificates",))])
+    run(module, ops.trust_bundle)
 
 
 if __name__ == "__main__":

@@ -60,10 +60,10 @@ def revisions(api_client, namespace, names):
 
 def test_cert_manager_ca_rotation(api_client, control_plane, run_module, namespace, tmp_path):
     old_ca, new_ca = tmp_path / "ca-old", tmp_path / "ca-new"
-    assert run_module("cluster_ca", {"path": str(old_ca), "common_name": "zone CA 1", "encrypt_key": False,
+    assert run_module("cluster_ca", {"ca_path": str(old_ca), "common_name": "zone CA 1", "encrypt_key": False,
                                      "permitted_dns": ["svc.cluster.local"]})["changed"]
     assert run_module("cert_manager_issuer", {"name": "zone", "namespace": namespace, "type": "ca",
-                                              "ca_secret_name": "zone-ca", "cluster_ca_path": str(old_ca)})["ready"]
+                                              "ca_secret_name": "zone-ca", "ca_path": str(old_ca)})["ready"]
     names = ["api", "web", "worker"]
     for name in names:
         assert run_module("cert_manager_certificate", {

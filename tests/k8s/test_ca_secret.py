@@ -42,8 +42,8 @@ ROLE_PLAY = """
 
 
 def ca_args(namespace, **extra):
-    args = {"secret": {"namespace": namespace, "name": "cluster-ca"}, "common_name": "secret CA",
-            "passphrase": PASSPHRASE, "permitted_dns": ["pki.test"]}
+    args = {"ca_secret": {"namespace": namespace, "name": "cluster-ca"}, "common_name": "secret CA",
+            "ca_passphrase": PASSPHRASE, "permitted_dns": ["pki.test"]}
     args.update(extra)
     return args
 
@@ -89,21 +89,21 @@ def test_cluster_ca_in_a_secret_converges_and_refuses_what_it_must(api_client, r
     assert {k: v for k, v in after.items() if k != "ca.json"} == {k: v for k, v in files.items() if k != "ca.json"}
 
     before = secret_files(api_client, namespace)[1].metadata.resource_version
-    wrong = run_module("cluster_ca", ca_args(namespace, passphrase="not-the-passphrase"))
-    assert wrong["_status"] == "FAILED!" and wrong["field"] == "passphrase"
+    wrong = run_module("cluster_ca", ca_args(namespace, ca_passphrase="not-the-passphrase"))
+    assert wrong["_status"] == "FAILED!" and wrong["field"] == "ca_passphrase"
     other = run_module("cluster_ca", ca_args(namespace, common_name="another CA", max_leaf_validity="30d"))
-    assert other["_status"] == "FAILED!" and other["field"] == "secret" and "common_name" in other["msg"]
+    assert other["_status"] == "FAILED!" and other["field"] == "ca_secret" and "common_name" in other["msg"]
     assert secret_files(api_client, namespace)[1].metadata.resource_version == before
 
     # a Secret this collection did not make is never taken over
     client.CoreV1Api(api_client).create_namespaced_secret(namespace, {"metadata": {"name": "app"},
                                                                       "data": {"k": "dg=="}})
-    taken = run_module("cluster_ca", dict(ca_args(namespace), secret={"namespace": namespace, "name": "app"}))
-    assert taken["_status"] == "FAILED!" and taken["field"] == "secret" and CA_LABEL in taken["msg"]
+    taken = run_module("cluster_ca", dict(ca_args(namespace), ca_secret={"namespace": namespace, "name": "app"}))
+    assert taken["_status"] == "FAILED!" and taken["field"] == "ca_secret" and CA_LABEL in taken["msg"]
     assert secret_files(api_client, namespace, "app")[0] == {"k": b"v"}
-    nowhere = run_module("cluster_ca", dict(ca_args(namespace), secret={"namespace": "no-such-ns", "name": "ca"}))
-    assert nowhere["_status"] == "FAILED!" and nowhere["field"] == "secret" and "namespace" in nowhere["fix"]
-    both = run_module("cluster_ca", dict(ca_args(namespace), path=str(tmp_path / "ca")))
+    nowhere = run_module("cluster_ca", dict(ca_args(namespace), ca_secret={"namespace": "no-such-ns", "name": "ca"}))
+    assert nowhere["_status"] == "FAILED!" and nowhere["field"] == "ca_secret" and "namespace" in nowhere["fix"]
+    both = run_module("cluster_ca", dict(ca_args(namespace), ca_path=str(tmp_path / "ca")))
     assert both["_status"] == "FAILED!" and "mutually exclusive" in both["msg"]
     assert not (tmp_path / "ca").exists()
 

@@ -61,7 +61,7 @@ def ca_chain(run_module, namespace, selfsigned):
         "CHANGED", "SUCCESS")
     ca = run_module("cert_manager_certificate", {
         "name": "ca", "namespace": namespace, "issuer_name": selfsigned, "issuer_kind": "ClusterIssuer",
-        "is_ca": True, "common_name": "%s CA" % namespace, "duration": "8760h", "renew_before": "720h",
+        "is_ca": True, "common_name": "%s CA" % namespace, "valid_for": "8760h", "renew_before": "720h",
         "private_key": {"algorithm": "ECDSA", "size": 384},
         "name_constraints": {"permitted": {"dns_domains": ["%s.svc.cluster.local" % namespace]}}})
     assert ca["_status"] == "CHANGED" and ca["ready"], ca
@@ -74,7 +74,7 @@ def leaf_args(namespace, **extra):
     args = {"name": "web", "namespace": namespace, "issuer_name": "ca",
             "dns_names": ["web.%s.svc.cluster.local" % namespace],
             "usages": ["server auth", "client auth", "digital signature"],
-            "duration": "24h", "renew_before": "16h"}
+            "valid_for": "24h", "renew_before": "16h"}
     args.update(extra)
     return args
 
@@ -128,7 +128,7 @@ def test_certificate_lifecycle(api_client, run_module, namespace, tmp_path):
 
     # --diff in check mode shows the change and stores nothing
     version = get_obj(api_client, namespace, "certificates", "web")["metadata"]["resourceVersion"]
-    diff = run_module("cert_manager_certificate", dict(args, duration="25h"), check=True, diff=True)
+    diff = run_module("cert_manager_certificate", dict(args, valid_for="25h"), check=True, diff=True)
     assert diff["changed"] is True
     assert re.search(r'^-\s+"duration": "24h', diff["_diff"], re.M), diff["_diff"]
     assert re.search(r'^\+\s+"duration": "25h"', diff["_diff"], re.M), diff["_diff"]
@@ -144,8 +144,8 @@ def test_certificate_lifecycle(api_client, run_module, namespace, tmp_path):
 
 BAD_INPUT = [
     ({"issuer_name": "no-such-issuer"}, "issuer_name: Issuer 'no-such-issuer' does not exist"),
-    ({"duration": "1d"}, "duration: '1d' is not a duration"),
-    ({"duration": "30m"}, "shorter than cert-manager's minimum of 1h"),
+    ({"valid_for": "1x"}, "valid_for: '1x' is not a duration"),
+    ({"valid_for": "30m"}, "shorter than cert-manager's minimum of 1h"),
     ({"renew_before": "24h"}, "renew_before: 24h is not shorter than duration 24h"),
     ({"renew_before": "16h", "renew_before_percentage": 50}, "renew_before and renew_before_percentage are both set"),
     ({"dns_names": ["*.example.org"]}, "wildcard name '*.example.org' refused"),

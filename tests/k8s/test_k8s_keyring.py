@@ -9,7 +9,7 @@ import json
 
 from kubernetes import client
 
-ANNOTATION = "keyring.securebydefault.pki/state"
+ANNOTATION = "pki.securebydefault.io/keyring-state"
 
 
 def read(api_client, namespace, name):

@@ -92,7 +92,7 @@ def test_kubernetes_playbook_with_cert_manager_cas(api_client, control_plane, tm
 
 def test_kubernetes_playbook_on_the_ansible_cluster_ca(api_client, control_plane, run_module, tmp_path):
     ca_dir = tmp_path / "ca"
-    assert run_module("cluster_ca", {"path": str(ca_dir), "common_name": "zone CA", "encrypt_key": False,
+    assert run_module("cluster_ca", {"ca_path": str(ca_dir), "common_name": "zone CA", "encrypt_key": False,
                                      "permitted_dns": ["svc.cluster.local"]})["changed"]
     namespace = "zone-" + uuid.uuid4().hex[:6]
     extra = {"k8s_ca_path": str(ca_dir), "cert_manager_pki_services": [{"name": "api", "namespace": namespace}]}

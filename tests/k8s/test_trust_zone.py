@@ -57,7 +57,7 @@ def mtls(server_cert, server_key, server_ca, client_cert, client_key, client_ca,
 
 def test_host_and_pod_share_the_cluster_ca(api_client, run_module, namespace, tmp_path):
     ca_dir = tmp_path / "ca"
-    made = run_module("cluster_ca", {"path": str(ca_dir), "common_name": "zone CA", "passphrase": "zone-ca-pass",
+    made = run_module("cluster_ca", {"ca_path": str(ca_dir), "common_name": "zone CA", "ca_passphrase": "zone-ca-pass",
                                      "permitted_dns": ["pki.test", "svc.cluster.local"],
                                      "permitted_ip_ranges": ["127.0.0.0/8"]})
     assert made["changed"] is True, made
@@ -68,13 +68,13 @@ def test_host_and_pod_share_the_cluster_ca(api_client, run_module, namespace, tm
 
     issuer = run_module("cert_manager_issuer", {
         "name": "zone-ca", "namespace": namespace, "type": "ca", "ca_secret_name": "zone-ca",
-        "cluster_ca_path": str(ca_dir), "ca_passphrase": "zone-ca-pass"})
+        "ca_path": str(ca_dir), "ca_passphrase": "zone-ca-pass"})
     assert issuer["changed"] is True and issuer["ready"] is True, issuer
     assert "zone-ca-pass" not in issuer["_stdout"]
     assert "PRIVATE KEY" not in issuer["_stdout"]  # the key never appears in results
     again = run_module("cert_manager_issuer", {
         "name": "zone-ca", "namespace": namespace, "type": "ca", "ca_secret_name": "zone-ca",
-        "cluster_ca_path": str(ca_dir), "ca_passphrase": "zone-ca-pass"})
+        "ca_path": str(ca_dir), "ca_passphrase": "zone-ca-pass"})
     assert again["changed"] is False and again["ca_secret"]["changed"] is False
 
     pod = run_module("cert_manager_certificate", {
@@ -118,17 +118,17 @@ def test_host_and_pod_share_the_cluster_ca(api_client, run_module, namespace, tm
 
 def test_an_existing_different_ca_secret_is_not_overwritten(api_client, run_module, namespace, tmp_path):
     for name in ("ca1", "ca2"):
-        assert run_module("cluster_ca", {"path": str(tmp_path / name), "common_name": name, "encrypt_key": False,
+        assert run_module("cluster_ca", {"ca_path": str(tmp_path / name), "common_name": name, "encrypt_key": False,
                                          "permitted_dns": ["svc.cluster.local"]})["changed"]
     args = {"name": "zone", "namespace": namespace, "type": "ca", "ca_secret_name": "zone-ca",
-            "cluster_ca_path": str(tmp_path / "ca1")}
+            "ca_path": str(tmp_path / "ca1")}
     assert run_module("cert_manager_issuer", args)["ready"] is True
     before = tls_secret(api_client, namespace, "zone-ca")
-    refused = run_module("cert_manager_issuer", dict(args, cluster_ca_path=str(tmp_path / "ca2")))
+    refused = run_module("cert_manager_issuer", dict(args, ca_path=str(tmp_path / "ca2")))
     assert refused["_status"] == "FAILED!"
     assert "already holds a different CA certificate" in refused["msg"] and "replace_ca_secret" in refused["msg"]
     assert tls_secret(api_client, namespace, "zone-ca") == before
-    replaced = run_module("cert_manager_issuer", dict(args, cluster_ca_path=str(tmp_path / "ca2"),
+    replaced = run_module("cert_manager_issuer", dict(args, ca_path=str(tmp_path / "ca2"),
                                                       replace_ca_secret=True))
     assert replaced["changed"] is True and replaced["ready"] is True
     assert tls_secret(api_client, namespace, "zone-ca")["tls.crt"] == (tmp_path / "ca2" / "ca.crt").read_bytes()

@@ -72,7 +72,7 @@ def ad_hoc(module, args, check=False):
 @pytest.fixture
 def world(tmp_path):
     ca = tmp_path / "ca"
-    rc, out = ad_hoc("cluster_ca", {"path": str(ca), "common_name": "adversarial CA", "passphrase": PASSPHRASE})
+    rc, out = ad_hoc("cluster_ca", {"ca_path": str(ca), "common_name": "adversarial CA", "ca_passphrase": PASSPHRASE})
     assert rc == 0, out
     liar = tmp_path / "liar"
     liar.mkdir()
@@ -208,23 +208,23 @@ def test_trust_bundle_refuses_a_leaf(world):
 
 
 def test_new_ca_needs_a_real_passphrase(tmp_path):
-    rc, out = ad_hoc("cluster_ca", {"path": str(tmp_path / "ca"), "common_name": "weak", "passphrase": "x"})
+    rc, out = ad_hoc("cluster_ca", {"ca_path": str(tmp_path / "ca"), "common_name": "weak", "ca_passphrase": "x"})
     assert rc != 0 and "at least 10 characters" in out, out
     assert not (tmp_path / "ca").exists()
 
 
 def test_changed_organization_of_an_existing_ca_is_not_ignored(world):
     before = tree(world["ca"])
-    rc, out = ad_hoc("cluster_ca", {"path": str(world["ca"]), "common_name": "adversarial CA",
-                                    "passphrase": PASSPHRASE, "organization": "Someone Else"})
+    rc, out = ad_hoc("cluster_ca", {"ca_path": str(world["ca"]), "common_name": "adversarial CA",
+                                    "ca_passphrase": PASSPHRASE, "organization": "Someone Else"})
     assert rc != 0 and "organization" in out, out
     assert tree(world["ca"]) == before
 
 
 def test_swapped_root_is_never_pushed_to_nodes(world):
     inv = deployed(world)
-    rc, out = ad_hoc("cluster_ca", {"path": str(world["tmp"] / "evil"), "common_name": "adversarial CA",
-                                    "passphrase": PASSPHRASE})
+    rc, out = ad_hoc("cluster_ca", {"ca_path": str(world["tmp"] / "evil"), "common_name": "adversarial CA",
+                                    "ca_passphrase": PASSPHRASE})
     assert rc == 0, out
     (world["ca"] / "root.crt").write_bytes((world["tmp"] / "evil" / "root.crt").read_bytes())
     before = tree(world["ca"], world["tmp"] / "nodes")
@@ -235,13 +235,13 @@ def test_swapped_root_is_never_pushed_to_nodes(world):
 
 def test_ca_info_with_the_passphrase_catches_a_coherent_swap(world):
     """ca.crt and root.crt replaced by one self-signed certificate of the same name: only the key tells."""
-    rc, out = ad_hoc("cluster_ca", {"path": str(world["tmp"] / "evil"), "common_name": "adversarial CA",
-                                    "passphrase": "some-other-passphrase"})
+    rc, out = ad_hoc("cluster_ca", {"ca_path": str(world["tmp"] / "evil"), "common_name": "adversarial CA",
+                                    "ca_passphrase": "some-other-passphrase"})
     assert rc == 0, out
     for name in ("ca.crt", "root.crt"):
         (world["ca"] / name).write_bytes((world["tmp"] / "evil" / name).read_bytes())
     before = tree(world["ca"])
-    rc, out = ad_hoc("ca_info", {"path": str(world["ca"]), "passphrase": PASSPHRASE})
+    rc, out = ad_hoc("ca_info", {"ca_path": str(world["ca"]), "ca_passphrase": PASSPHRASE})
     assert rc != 0 and "ca.key does not match" in out, out
     assert tree(world["ca"]) == before
 

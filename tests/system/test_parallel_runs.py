@@ -45,8 +45,8 @@ def world(tmp_path):
     ca = tmp_path / "ca"
     made = subprocess.run(["ansible", "localhost", "-c", "local", "-i", "localhost,", "-m",
                            "securebydefault.pki.cluster_ca", "-a",
-                           json.dumps({"path": str(ca), "common_name": "parallel CA",
-                                       "passphrase": "parallel-ca-passphrase", "permitted_dns": ["pki.test"]}),
+                           json.dumps({"ca_path": str(ca), "common_name": "parallel CA",
+                                       "ca_passphrase": "parallel-ca-passphrase", "permitted_dns": ["pki.test"]}),
                            "-e", "ansible_python_interpreter=%s" % sys.executable],
                           env=env, capture_output=True, text=True, check=False)
     assert made.returncode == 0, made.stdout + made.stderr

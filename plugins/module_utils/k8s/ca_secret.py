@@ -24,19 +24,16 @@ renewals keep the CA in a directory on a CA host instead.
 from __future__ import annotations
 
 import base64
-import json
-import random
-import time
 from typing import Dict, Iterable, Optional, Tuple
 
 from ..pki import ledger
 from ..pki.ca_store import CA_FILES, Change
 from ..pki.errors import PKIError
-from .client import MANAGED_BY, Kube, namespaced_path
+from .client import Kube, namespaced_path
+from .labels import CA_LABEL, MANAGED_BY
+from .objects import ATTEMPTS, UNREAD, write_with_retry
 
-# Marks the Secret as a CA this collection keeps; a Secret without it is never written.
-CA_LABEL = "pki.securebydefault.io/certificate-authority"
-ATTEMPTS = 25
+__all__ = ["ATTEMPTS", "CA_LABEL", "SecretStore"]
 
 
 class SecretStore:
@@ -107,31 +104,29 @@ class SecretStore:
     def update(self, change: Change, names: Iterable[str] = CA_FILES) -> Dict[str, bytes]:
         """Read, apply ``change``, PUT with the resourceVersion read; on 409 start again from the new Secret."""
         names = tuple(names)
-        for attempt in range(ATTEMPTS):
-            secret, self._last_read = self._last_read, None
+        written: Dict[str, bytes] = {}
+
+        def modify(secret: Optional[Dict]) -> Optional[Dict]:
+            nonlocal written
             if secret is None:
-                files, secret = self._read(names)
-            else:
-                files = self._files(secret, names)
-            written = change(files)
+                raise PKIError(self.field, "there is no CA in %s" % self.where,
+                               "create it first (cluster_ca with secret), or fix the namespace/name")
+            written = change(self._files(secret, names))
             if not written:
-                return written
-            body = json.loads(json.dumps(secret))
-            body["metadata"].pop("managedFields", None)  # resourceVersion stays: it is the precondition
-            data = body.setdefault("data", {})
+                return None
+            body = dict(secret)
+            body["data"] = dict(secret.get("data") or {})
             for name, value in written.items():
-                data[name] = base64.b64encode(value).decode("ascii")
-            status, reply = self.kube.request("PUT", self.path, body=body,
-                                              query={"dryRun": "All"} if self.dry_run else None)
-            if status != 409:
-                self.kube.check(status, reply, "update", self.path, self.field)
-                self._last_read = None if self.dry_run else reply  # the Secret as it is now
-                return written
-            self._last_read = None  # stale: read again
-            self.conflicts += 1
-            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # let the other writer finish
-        raise PKIError(self.field, "%s was changed by other writers %d times in a row" % (self.where, ATTEMPTS),
-                       "run the task again; it starts from the Secret as it is then")
+                body["data"][name] = base64.b64encode(value).decode("ascii")
+            return body
+
+        first, self._last_read = (self._last_read if self._last_read is not None else UNREAD), None
+        outcome = write_with_retry(self.kube, self.path, modify, self.dry_run, self.field, self.where,
+                                   read=self._get, first=first, attempts=ATTEMPTS)
+        self.conflicts += outcome.conflicts
+        if outcome.written:
+            self._last_read = None if self.dry_run else outcome.obj  # the Secret as it is now
+        return written
 
     def record(self, entry: Dict, check=None) -> None:
         """Append a signature to the Secret's ledger (re-appended to the newer ledger after a conflict).

@@ -4,7 +4,9 @@
 
 Pure Python (no Kubernetes client, no Ansible): everything here runs before a
 request is sent, so bad input fails with the option's name and a fix while
-nothing on the server has been touched.
+nothing on the server has been touched. Names are checked by the one grammar
+of the collection (pki/identity.py): a name refused for a host is refused for
+a pod. The cert-manager API group/version and the Ready check live here only.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from ..pki.errors import PKIError
+from ..pki.identity import check_dns_name, check_ip_address, check_uri
+from ..pki.timeutil import parse_duration
 
 GROUP = "cert-manager.io"
 VERSION = "v1"
@@ -35,7 +39,6 @@ KEY_SIZES = {"RSA": (2048, 8192), "ECDSA": (256, 384, 521), "Ed25519": ()}
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -57,6 +60,27 @@ def parse_go_duration(value: str, field: str) -> float:
     return total
 
 
+def lifetime(value: str, field: str) -> Tuple[str, float]:
+    """A lifetime in either of the collection's forms -> (Go duration for cert-manager, seconds).
+
+    cert-manager's Go syntax (``24h``, ``1h30m``, ``1.5h``) is passed on as written; the collection's
+    ``valid_for`` syntax of days, weeks and years (``90d``, ``2w``, ``1y``; pki/timeutil) is converted
+    (``90d`` -> ``2160h``).
+    """
+    try:
+        return str(value).strip(), parse_go_duration(value, field)
+    except PKIError:
+        pass
+    try:
+        seconds = parse_duration(value, field).total_seconds()
+    except PKIError as exc:
+        if "not a duration" not in exc.problem:
+            raise  # a duration, but out of range: say so
+        raise PKIError(field, "%r is not a duration" % (value,),
+                       "use Go duration syntax (24h, 16h, 1h30m) or days/weeks/years (90d, 2w, 1y)") from None
+    return format_seconds(seconds), seconds
+
+
 def format_seconds(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
@@ -71,82 +95,47 @@ def check_k8s_name(value: str, field: str) -> str:
     return value
 
 
-def _check_dns_name(name: str, field: str, allow_wildcards: bool) -> str:
-    lowered = name.lower().rstrip(".")
-    labels = lowered.split(".")
-    if labels[0] == "*":
-        if not allow_wildcards:
-            raise PKIError(field, "wildcard name %r refused" % name,
-                           "name each service exactly, or set allow_wildcards: true if you really need it")
-        labels = labels[1:]
-    if not labels or not all(_DNS_LABEL.match(label) for label in labels) or len(lowered) > 253:
-        raise PKIError(field, "%r is not a valid DNS name" % name, "use a name like web.prod.svc.cluster.local")
-    return lowered
-
-
-def _check_ip(value: str, field: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise PKIError(field, "%r is not an IP address" % value, "give an IPv4 or IPv6 address") from None
-
-
-def _check_uri(value: str, field: str) -> str:
-    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^\s]+$", value):
-        raise PKIError(field, "%r is not an absolute URI" % value,
-                       "give a URI such as spiffe://cluster.local/ns/prod/sa/web")
-    if value.startswith("spiffe://") and not re.match(r"^spiffe://[a-z0-9.-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$",
-                                                      value):
-        raise PKIError(field, "%r is not a valid SPIFFE ID" % value,
-                       "use spiffe://<trust domain>/<path> with a lower-case trust domain and no trailing '/'")
-    return value
-
-
-def renewal(duration: Optional[str], renew_before: Optional[str], percentage: Optional[int],
-            prefix: str = "") -> Dict:
-    """duration/renewBefore/renewBeforePercentage, checked against each other."""
+def renewal(valid_for: Optional[str], renew_before: Optional[str], percentage: Optional[int]) -> Dict:
+    """duration/renewBefore/renewBeforePercentage from valid_for and renew_before*, checked against each other."""
     spec = {}
     seconds = None
-    if duration is not None:
-        seconds = parse_go_duration(duration, prefix + "duration")
+    if valid_for is not None:
+        spec["duration"], seconds = lifetime(valid_for, "valid_for")
         if seconds < MIN_DURATION:
-            raise PKIError(prefix + "duration", "%s is shorter than cert-manager's minimum of 1h" % duration,
+            raise PKIError("valid_for", "%s is shorter than cert-manager's minimum of 1h" % valid_for,
                            "use 1h or more")
-        spec["duration"] = duration
     if renew_before is not None and percentage is not None:
-        raise PKIError(prefix + "renew_before", "renew_before and renew_before_percentage are both set",
+        raise PKIError("renew_before", "renew_before and renew_before_percentage are both set",
                        "set only one of them")
     if renew_before is not None:
-        before = parse_go_duration(renew_before, prefix + "renew_before")
+        spec["renewBefore"], before = lifetime(renew_before, "renew_before")
         if before < MIN_RENEW_BEFORE:
-            raise PKIError(prefix + "renew_before", "%s is shorter than cert-manager's minimum of 5m" % renew_before,
+            raise PKIError("renew_before", "%s is shorter than cert-manager's minimum of 5m" % renew_before,
                            "use 5m or more")
-        lifetime = seconds if seconds is not None else 90 * 86400
-        if before >= lifetime:
-            raise PKIError(prefix + "renew_before",
-                           "%s is not shorter than duration %s, so the certificate would be renewed forever"
-                           % (renew_before, duration or "2160h (cert-manager's default)"),
-                           "make renew_before shorter than duration, e.g. duration 24h with renew_before 16h")
-        spec["renewBefore"] = renew_before
+        if before >= (seconds if seconds is not None else 90 * 86400):
+            raise PKIError("renew_before",
+                           "%s is not shorter than duration %s (valid_for), so the certificate would be renewed "
+                           "forever" % (renew_before, valid_for or "2160h (cert-manager's default)"),
+                           "make renew_before shorter than valid_for, e.g. valid_for 24h with renew_before 16h")
     else:
         if percentage is None:
             percentage = DEFAULT_RENEW_BEFORE_PERCENTAGE
         if not 0 < percentage < 100:
-            raise PKIError(prefix + "renew_before_percentage", "%s is not between 1 and 99" % percentage,
+            raise PKIError("renew_before_percentage", "%s is not between 1 and 99" % percentage,
                            "give the share of the lifetime left at renewal, e.g. 67 to renew after a third")
         spec["renewBeforePercentage"] = percentage
     return spec
 
 
-def _names_spec(params: Dict, allow_wildcards: bool) -> Dict:
+def _names_spec(params: Dict, allow_wildcard: bool) -> Dict:
     spec = {}
     if params.get("common_name"):
         spec["commonName"] = params["common_name"]
         if len(params["common_name"]) > 64:
             raise PKIError("common_name", "is longer than 64 characters", "put long names in dns_names")
-    dns = [_check_dns_name(n, "dns_names", allow_wildcards) for n in params.get("dns_names") or []]
-    ips = [_check_ip(n, "ip_addresses") for n in params.get("ip_addresses") or []]
-    uris = [_check_uri(n, "uris") for n in params.get("uris") or []]
+    dns = [check_dns_name(n, "dns_names", allow_wildcard) for n in params.get("dns_names") or []]
+    ips = [check_ip_address(n, "ip_addresses") for n in params.get("ip_addresses") or []]
+    uris = [check_uri(n, "uris") for n in params.get("uris") or []]
     emails = list(params.get("email_addresses") or [])
     for email in emails:
         if not re.match(r"^[^@\s]+@[^@\s]+$", email):
@@ -253,10 +242,10 @@ def certificate_spec(params: Dict) -> Tuple[Dict, List[Tuple[str, str, str, bool
                       "group": params.get("issuer_group") or GROUP},
     }
     is_ca = bool(params.get("is_ca"))
-    spec.update(_names_spec(params, bool(params.get("allow_wildcards"))))
+    spec.update(_names_spec(params, bool(params.get("allow_wildcard"))))
     if is_ca:
         spec["isCA"] = True
-    spec.update(renewal(params.get("duration"), params.get("renew_before"), params.get("renew_before_percentage")))
+    spec.update(renewal(params.get("valid_for"), params.get("renew_before"), params.get("renew_before_percentage")))
     spec["privateKey"] = _private_key_spec(params.get("private_key"))
     usages = list(params.get("usages") or [])
     if usages:

@@ -7,7 +7,9 @@ transport; requests are plain REST so that every call is visible and counted
 (``Kube.calls``), objects are applied server-side under one field manager, and
 check mode is the API server's own dry run. Every failure is a PKIError that
 names the option to fix: unreachable API server, a bad kubeconfig, missing
-cert-manager CRDs, RBAC refusals and field-manager conflicts.
+cert-manager CRDs, RBAC refusals and field-manager conflicts. Transport failures
+(no connection, TLS, timeout) are a KubeTransportError: nothing was read or
+written, and the fix is in kubeconfig/context or the network, never the object.
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ import traceback
 from typing import Dict, List, Optional, Tuple
 
 from ..pki.errors import PKIError
+# re-exported for the modules that still import them from here
+from .labels import MANAGED_BY  # noqa: F401  pylint: disable=unused-import
+from .options import DEFAULT_FIELD_MANAGER  # noqa: F401  pylint: disable=unused-import
 
 try:
     from kubernetes import client as k8s_client
@@ -36,11 +41,12 @@ except ImportError:
     class ConfigException(Exception):  # type: ignore[no-redef]
         pass
 
-DEFAULT_FIELD_MANAGER = "securebydefault.pki"
-# The label on every object this collection creates besides the ones it is asked for (Secrets, ConfigMaps).
-MANAGED_BY = {"app.kubernetes.io/managed-by": "securebydefault.pki"}
 # Keys of an object the server owns or that change on every write; never compared or diffed.
 _VOLATILE = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
+
+
+class KubeTransportError(PKIError):
+    """The API server could not be reached or did not answer (connection, TLS, timeout); nothing happened."""
 
 
 def kubeconfig_path(param: Optional[str]) -> Optional[str]:
@@ -102,14 +108,10 @@ class Kube:
             status, data = self._send(method, path, list((query or {}).items()), headers, body)
         except ApiException as exc:
             if not exc.status:  # the client's way of saying the transport failed
-                raise PKIError("kubeconfig", "the Kubernetes API server at %s is unreachable: %s"
-                               % (self.host, exc.reason),
-                               "check that the API server runs and that kubeconfig/context point at it") from None
+                raise self.transport_error(exc.reason) from None
             status, data = exc.status, exc.body
-        except urllib3.exceptions.HTTPError as exc:
-            raise PKIError("kubeconfig", "the Kubernetes API server at %s is unreachable: %s"
-                           % (self.host, _reason(exc)),
-                           "check that the API server runs and that kubeconfig/context point at it") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self.transport_error(exc) from None
         try:
             decoded = json.loads(data) if data else None
         except ValueError:
@@ -118,6 +120,27 @@ class Kube:
             raise PKIError("kubeconfig", "the API server at %s refused our credentials (401 Unauthorized)"
                            % self.host, "renew the client certificate or token in the kubeconfig")
         return status, decoded
+
+    def transport_error(self, exc) -> KubeTransportError:
+        """The KubeTransportError for a failed request: TLS and timeouts told apart from a closed port."""
+        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+            exc = exc.reason
+        reason = _reason(exc)
+        refused = isinstance(exc, (urllib3.exceptions.NewConnectionError, ConnectionError))
+        if isinstance(exc, urllib3.exceptions.SSLError) or "SSL" in reason or "CERTIFICATE_VERIFY" in reason:
+            return KubeTransportError("kubeconfig", "TLS with the Kubernetes API server at %s failed: %s"
+                                      % (self.host, reason),
+                                      "check the cluster's CA certificate (certificate-authority-data) and the "
+                                      "server address in the kubeconfig")
+        # NewConnectionError is a ConnectTimeoutError to urllib3, but a refused connection is no timeout
+        if not refused and isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
+            return KubeTransportError("kubeconfig", "the Kubernetes API server at %s did not answer within %ss: %s"
+                                      % (self.host, self.timeout, reason),
+                                      "check that kubeconfig/context point at a running API server, or raise "
+                                      "api_timeout")
+        return KubeTransportError("kubeconfig", "the Kubernetes API server at %s is unreachable: %s"
+                                  % (self.host, reason),
+                                  "check that the API server runs and that kubeconfig/context point at it")
 
     def _send(self, method, path, query, headers, body):
         if hasattr(self.api, "param_serialize"):
@@ -202,6 +225,12 @@ class Kube:
             if time.monotonic() >= deadline:
                 return False, obj
             time.sleep(interval)
+
+
+def connect(params) -> "Kube":
+    """The connection the options of securebydefault.pki.k8s.access describe."""
+    return Kube(kubeconfig=params.get("kubeconfig"), context=params.get("context"),
+                in_cluster=params.get("in_cluster"), timeout=params.get("api_timeout") or 30)
 
 
 def _reason(exc) -> str:

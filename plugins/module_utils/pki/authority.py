@@ -6,6 +6,7 @@ The CA signs only the identity the caller approved, never extensions copied
 from a CSR; it refuses names outside its X.509 name constraints, wildcards
 unless its policy allows them, weak keys, and validity beyond its policy.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -18,7 +19,7 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
-except ImportError:  # modules report it through module_support.require_cryptography()
+except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
 from .errors import PKIError
@@ -66,9 +67,14 @@ class NameConstraintsSpec:
     excluded_ip_ranges: Tuple[IPNetwork, ...] = ()
 
     @classmethod
-    def parse(cls, permitted_dns: Sequence[str] = (), permitted_ip_ranges: Sequence[str] = (),
-              permitted_uri_domains: Sequence[str] = (), excluded_dns: Sequence[str] = (),
-              excluded_ip_ranges: Sequence[str] = ()) -> "NameConstraintsSpec":
+    def parse(
+        cls,
+        permitted_dns: Sequence[str] = (),
+        permitted_ip_ranges: Sequence[str] = (),
+        permitted_uri_domains: Sequence[str] = (),
+        excluded_dns: Sequence[str] = (),
+        excluded_ip_ranges: Sequence[str] = (),
+    ) -> "NameConstraintsSpec":
         def dns(values: Sequence[str], field: str) -> Tuple[str, ...]:
             out = []
             for i, v in enumerate(values or ()):
@@ -81,8 +87,11 @@ class NameConstraintsSpec:
                 try:
                     out.append(ipaddress.ip_network(str(v), strict=True))
                 except ValueError as exc:
-                    raise PKIError("%s[%d]" % (field, i), "%r is not a network (%s)" % (v, exc),
-                                   "write it as CIDR with host bits zero, e.g. 10.20.0.0/16") from None
+                    raise PKIError(
+                        "%s[%d]" % (field, i),
+                        "%r is not a network (%s)" % (v, exc),
+                        "write it as CIDR with host bits zero, e.g. 10.20.0.0/16",
+                    ) from None
             return tuple(sorted(set(out), key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
 
         uris = []
@@ -90,9 +99,13 @@ class NameConstraintsSpec:
             text = str(v).strip().lower()
             normalize_dns_name(text.lstrip("."), "permitted_uri_domains[%d]" % i)
             uris.append(text)
-        return cls(dns(permitted_dns, "permitted_dns"), nets(permitted_ip_ranges, "permitted_ip_ranges"),
-                   tuple(sorted(set(uris))), dns(excluded_dns, "excluded_dns"),
-                   nets(excluded_ip_ranges, "excluded_ip_ranges"))
+        return cls(
+            dns(permitted_dns, "permitted_dns"),
+            nets(permitted_ip_ranges, "permitted_ip_ranges"),
+            tuple(sorted(set(uris))),
+            dns(excluded_dns, "excluded_dns"),
+            nets(excluded_ip_ranges, "excluded_ip_ranges"),
+        )
 
     @classmethod
     def from_certificate(cls, cert: x509.Certificate) -> "NameConstraintsSpec":
@@ -103,17 +116,24 @@ class NameConstraintsSpec:
 
         def split(trees):
             trees = trees or []
-            return (tuple(t.value for t in trees if isinstance(t, x509.DNSName)),
-                    tuple(t.value for t in trees if isinstance(t, x509.IPAddress)),
-                    tuple(t.value for t in trees if isinstance(t, x509.UniformResourceIdentifier)))
+            return (
+                tuple(t.value for t in trees if isinstance(t, x509.DNSName)),
+                tuple(t.value for t in trees if isinstance(t, x509.IPAddress)),
+                tuple(t.value for t in trees if isinstance(t, x509.UniformResourceIdentifier)),
+            )
 
         p_dns, p_ip, p_uri = split(ext.permitted_subtrees)
         e_dns, e_ip, _excluded_uris = split(ext.excluded_subtrees)  # not issued by this collection
         return cls(p_dns, p_ip, p_uri, e_dns, e_ip)
 
     def is_empty(self) -> bool:
-        return not (self.permitted_dns or self.permitted_ip_ranges or self.permitted_uri_domains
-                    or self.excluded_dns or self.excluded_ip_ranges)
+        return not (
+            self.permitted_dns
+            or self.permitted_ip_ranges
+            or self.permitted_uri_domains
+            or self.excluded_dns
+            or self.excluded_ip_ranges
+        )
 
     def extension(self) -> Optional[x509.NameConstraints]:
         if self.is_empty():
@@ -136,31 +156,38 @@ class NameConstraintsSpec:
         for ip in identity.ip_addresses:
             if any(ip in n for n in self.excluded_ip_ranges if n.version == ip.version):
                 out.append("IP address %s is in an excluded range" % ip)
-            elif self.permitted_ip_ranges and not any(ip in n for n in self.permitted_ip_ranges
-                                                      if n.version == ip.version):
-                out.append("IP address %s is outside the permitted IP ranges %s"
-                           % (ip, [str(n) for n in self.permitted_ip_ranges]))
+            elif self.permitted_ip_ranges and not any(
+                ip in n for n in self.permitted_ip_ranges if n.version == ip.version
+            ):
+                out.append(
+                    "IP address %s is outside the permitted IP ranges %s"
+                    % (ip, [str(n) for n in self.permitted_ip_ranges])
+                )
         for uri in identity.uris:
             host = urlsplit(uri).hostname or ""
             if self.permitted_uri_domains:
                 if not any(_uri_host_within(host, p) for p in self.permitted_uri_domains):
-                    out.append("URI %s is outside the permitted URI domains %s"
-                               % (uri, list(self.permitted_uri_domains)))
+                    out.append(
+                        "URI %s is outside the permitted URI domains %s" % (uri, list(self.permitted_uri_domains))
+                    )
             elif self.permitted_dns and not any(_dns_within(host, p) for p in self.permitted_dns):
                 # X.509 leaves URIs unconstrained here; this CA's policy scopes them by its DNS subtrees
-                out.append("URI %s has a host outside the permitted DNS subtrees %s (this CA has no "
-                           "permitted_uri_domains, so its URIs stay within its DNS scope)"
-                           % (uri, list(self.permitted_dns)))
+                out.append(
+                    "URI %s has a host outside the permitted DNS subtrees %s (this CA has no "
+                    "permitted_uri_domains, so its URIs stay within its DNS scope)" % (uri, list(self.permitted_dns))
+                )
             elif any(_dns_within(host, e) for e in self.excluded_dns):
                 out.append("URI %s has a host in an excluded DNS subtree %s" % (uri, list(self.excluded_dns)))
         return out
 
     def describe(self) -> dict:
-        return {"permitted_dns": list(self.permitted_dns),
-                "permitted_ip_ranges": [str(n) for n in self.permitted_ip_ranges],
-                "permitted_uri_domains": list(self.permitted_uri_domains),
-                "excluded_dns": list(self.excluded_dns),
-                "excluded_ip_ranges": [str(n) for n in self.excluded_ip_ranges]}
+        return {
+            "permitted_dns": list(self.permitted_dns),
+            "permitted_ip_ranges": [str(n) for n in self.permitted_ip_ranges],
+            "permitted_uri_domains": list(self.permitted_uri_domains),
+            "excluded_dns": list(self.excluded_dns),
+            "excluded_ip_ranges": [str(n) for n in self.excluded_ip_ranges],
+        }
 
 
 @dataclass(frozen=True)
@@ -181,11 +208,17 @@ def _ski(public_key) -> x509.SubjectKeyIdentifier:
     return x509.SubjectKeyIdentifier.from_public_key(public_key)
 
 
-def create_ca_certificate(key, common_name: str, valid_for: datetime.timedelta,
-                          constraints: NameConstraintsSpec, path_length: Optional[int],
-                          issuer_key=None, issuer_cert: Optional[x509.Certificate] = None,
-                          organization: Optional[str] = None,
-                          now: Optional[datetime.datetime] = None) -> x509.Certificate:
+def create_ca_certificate(
+    key,
+    common_name: str,
+    valid_for: datetime.timedelta,
+    constraints: NameConstraintsSpec,
+    path_length: Optional[int],
+    issuer_key=None,
+    issuer_cert: Optional[x509.Certificate] = None,
+    organization: Optional[str] = None,
+    now: Optional[datetime.datetime] = None,
+) -> x509.Certificate:
     """A root (self-signed) or, with issuer_key/issuer_cert, an intermediate CA certificate."""
     now = now or utcnow()
     signer_key = issuer_key or key
@@ -193,21 +226,32 @@ def create_ca_certificate(key, common_name: str, valid_for: datetime.timedelta,
     not_after = now + valid_for
     if issuer_cert is not None:
         not_after = min(not_after, not_valid_after(issuer_cert))
-    builder = (x509.CertificateBuilder()
-               .subject_name(subject)
-               .issuer_name(issuer_cert.subject if issuer_cert is not None else subject)
-               .public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - BACKDATE)
-               .not_valid_after(not_after)
-               .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                            key_encipherment=False, data_encipherment=False,
-                                            key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                            encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(_ski(key.public_key()), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()),
-                              critical=False))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_cert.subject if issuer_cert is not None else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(_ski(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()), critical=False)
+    )
     nc = constraints.extension()
     if nc is not None:
         builder = builder.add_extension(nc, critical=True)
@@ -222,8 +266,8 @@ def verify_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         if isinstance(public, rsa.RSAPublicKey):
             from cryptography.hazmat.primitives.asymmetric import padding
-            public.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                          cert.signature_hash_algorithm)
+
+            public.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
         elif isinstance(public, ec.EllipticCurvePublicKey):
             public.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
         elif isinstance(public, ed25519.Ed25519PublicKey):
@@ -235,25 +279,32 @@ def verify_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def check_identity(identity: Identity, ca_certificates: Sequence[x509.Certificate],
-                   allow_wildcard: bool, field: str = "names") -> None:
+def check_identity(
+    identity: Identity, ca_certificates: Sequence[x509.Certificate], allow_wildcard: bool, field: str = "names"
+) -> None:
     """Refuse an identity that is empty, has a wildcard the policy forbids, or breaks any CA's constraints."""
     if identity.is_empty():
         raise PKIError(field, "the certificate would name nothing", "give at least one DNS name, IP or URI")
     if not allow_wildcard:
         wild = [n for n in identity.dns_names if n.startswith("*")]
         if wild:
-            raise PKIError(field, "the CA's policy refuses wildcard names %s" % wild,
-                           "name each host explicitly, or create the CA with allow_wildcard: true")
+            raise PKIError(
+                field,
+                "the CA's policy refuses wildcard names %s" % wild,
+                "name each host explicitly, or create the CA with allow_wildcard: true",
+            )
     problems: List[str] = []
     for cert in ca_certificates:
         for problem in NameConstraintsSpec.from_certificate(cert).violations(identity):
             if problem not in problems:
                 problems.append(problem)
     if problems:
-        raise PKIError(field, "outside the CA's name constraints: " + "; ".join(problems),
-                       "use names inside the CA's permitted subtrees, or widen the CA's constraints "
-                       "(permitted_dns / permitted_ip_ranges / permitted_uri_domains)")
+        raise PKIError(
+            field,
+            "outside the CA's name constraints: " + "; ".join(problems),
+            "use names inside the CA's permitted subtrees, or widen the CA's constraints "
+            "(permitted_dns / permitted_ip_ranges / permitted_uri_domains)",
+        )
 
 
 @dataclass
@@ -274,26 +325,39 @@ class CertificateAuthority:
     def check_usable(self, now: Optional[datetime.datetime] = None, field: str = "ca_path") -> None:
         now = now or utcnow()
         if public_key_der(self.key) != public_key_der(self.certificate.public_key()):
-            raise PKIError(field, "the CA key does not match the CA certificate (%s)"
-                           % self.certificate.subject.rfc4514_string(),
-                           "restore the matching ca.key/ca.crt pair from backup")
+            raise PKIError(
+                field,
+                "the CA key does not match the CA certificate (%s)" % self.certificate.subject.rfc4514_string(),
+                "restore the matching ca.key/ca.crt pair from backup",
+            )
         for cert in [self.certificate] + list(self.chain) + [self.root]:
             if not_valid_after(cert) <= now:
-                raise PKIError(field, "CA certificate %s expired on %s"
-                               % (cert.subject.rfc4514_string(), isoformat(not_valid_after(cert))),
-                               "create a new CA (cluster_ca with a new path, or rotate the CA) and re-issue")
+                raise PKIError(
+                    field,
+                    "CA certificate %s expired on %s"
+                    % (cert.subject.rfc4514_string(), isoformat(not_valid_after(cert))),
+                    "create a new CA (cluster_ca with a new path, or rotate the CA) and re-issue",
+                )
             if not_valid_before(cert) > now + BACKDATE:
-                raise PKIError(field, "CA certificate %s is not valid before %s"
-                               % (cert.subject.rfc4514_string(), isoformat(not_valid_before(cert))),
-                               "check the clock of the CA host")
+                raise PKIError(
+                    field,
+                    "CA certificate %s is not valid before %s"
+                    % (cert.subject.rfc4514_string(), isoformat(not_valid_before(cert))),
+                    "check the clock of the CA host",
+                )
 
     def check_identity(self, identity: Identity, field: str = "names") -> None:
-        check_identity(identity, [self.certificate] + list(self.chain) + [self.root],
-                       self.policy.allow_wildcard, field)
+        check_identity(identity, [self.certificate] + list(self.chain) + [self.root], self.policy.allow_wildcard, field)
 
-    def sign(self, csr: x509.CertificateSigningRequest, identity: Identity, usages: Iterable[str],
-             valid_for: datetime.timedelta, now: Optional[datetime.datetime] = None) -> x509.Certificate:
-        """Issue a leaf for ``identity`` to the CSR's key, after every policy check."""
+    def check_request(
+        self,
+        csr: x509.CertificateSigningRequest,
+        identity: Identity,
+        usages: Iterable[str],
+        valid_for: datetime.timedelta,
+        now: Optional[datetime.datetime] = None,
+    ) -> None:
+        """Every check ``sign`` makes before it signs: usable CA, the CSR's signature, key and names, policy."""
         now = now or utcnow()
         self.check_usable(now)
         if not csr.is_signature_valid:
@@ -302,40 +366,72 @@ class CertificateAuthority:
         requested = identity_of_certificate(csr)
         if requested != identity:
             extra, missing = requested.difference(identity)
-            raise PKIError("csr", "the CSR names %s but the approved identity is %s (extra: %s, missing: %s)"
-                           % (requested.names(), identity.names(), extra, missing),
-                           "let node_certificate build the CSR from the approved identity")
+            raise PKIError(
+                "csr",
+                "the CSR names %s but the approved identity is %s (extra: %s, missing: %s)"
+                % (requested.names(), identity.names(), extra, missing),
+                "let node_certificate build the CSR from the approved identity",
+            )
         self.check_identity(identity)
         usage_set = sorted(set(usages))
         unknown = [u for u in usage_set if u not in USAGE_NAMES]
         if not usage_set or unknown:
-            raise PKIError("usages", "unknown or empty usages %s" % (unknown or usage_set),
-                           "use server, client or both")
+            raise PKIError(
+                "usages", "unknown or empty usages %s" % (unknown or usage_set), "use server, client or both"
+            )
         if valid_for > self.policy.max_validity:
-            raise PKIError("valid_for", "%s exceeds the CA's maximum leaf validity %s"
-                           % (format_duration(valid_for), format_duration(self.policy.max_validity)),
-                           "shorten valid_for, or raise max_leaf_validity on the CA")
+            raise PKIError(
+                "valid_for",
+                "%s exceeds the CA's maximum leaf validity %s"
+                % (format_duration(valid_for), format_duration(self.policy.max_validity)),
+                "shorten valid_for, or raise max_leaf_validity on the CA",
+            )
+
+    def sign(
+        self,
+        csr: x509.CertificateSigningRequest,
+        identity: Identity,
+        usages: Iterable[str],
+        valid_for: datetime.timedelta,
+        now: Optional[datetime.datetime] = None,
+    ) -> x509.Certificate:
+        """Issue a leaf for ``identity`` to the CSR's key, after every policy check."""
+        now = now or utcnow()
+        self.check_request(csr, identity, usages, valid_for, now)
+        usage_set = sorted(set(usages))
         not_after = min(now + valid_for, *[not_valid_after(c) for c in [self.certificate] + self.chain])
         public = csr.public_key()
-        key_usage = x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                  key_encipherment=isinstance(public, rsa.RSAPublicKey),
-                                  data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                  crl_sign=False, encipher_only=False, decipher_only=False)
-        builder = (x509.CertificateBuilder()
-                   .subject_name(_name(identity.subject_common_name()))
-                   .issuer_name(self.certificate.subject)
-                   .public_key(public)
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - BACKDATE)
-                   .not_valid_after(not_after)
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(key_usage, critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([_usage_oids()[u] for u in usage_set]), critical=False)
-                   .add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
-                   .add_extension(_ski(public), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                       self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value),
-                       critical=False))
+        key_usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=isinstance(public, rsa.RSAPublicKey),
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(identity.subject_common_name()))
+            .issuer_name(self.certificate.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(key_usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([_usage_oids()[u] for u in usage_set]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
+            .add_extension(_ski(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                    self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+                ),
+                critical=False,
+            )
+        )
         return builder.sign(self.key, signature_hash_for(self.key))
 
     def issuer_chain(self) -> List[x509.Certificate]:
@@ -354,7 +450,9 @@ def usages_of(cert: x509.Certificate) -> List[str]:
 
 
 def build_csr(key, identity: Identity) -> x509.CertificateSigningRequest:
-    return (x509.CertificateSigningRequestBuilder()
-            .subject_name(_name(identity.subject_common_name()))
-            .add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
-            .sign(key, signature_hash_for(key)))
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name(identity.subject_common_name()))
+        .add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
+        .sign(key, signature_hash_for(key))
+    )

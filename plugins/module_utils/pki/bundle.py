@@ -1,6 +1,7 @@
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """PEM certificate lists and trust bundles: split, fingerprint, merge, drop expired."""
+
 from __future__ import annotations
 
 import datetime
@@ -10,7 +11,7 @@ from typing import Iterable, List, Optional
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-except ImportError:  # modules report it through module_support.require_cryptography()
+except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
 from .errors import PKIError
@@ -28,8 +29,11 @@ def load_certificates(data, field: str) -> List[x509.Certificate]:
         try:
             certs.append(x509.load_pem_x509_certificate(block))
         except ValueError as exc:
-            raise PKIError(field, "certificate #%d is not valid PEM (%s)" % (index + 1, exc),
-                           "supply PEM certificates as written by cluster_ca") from None
+            raise PKIError(
+                field,
+                "certificate #%d is not valid PEM (%s)" % (index + 1, exc),
+                "supply PEM certificates as written by cluster_ca",
+            ) from None
     return certs
 
 
@@ -66,8 +70,9 @@ def fingerprint(cert: x509.Certificate) -> str:
     return ":".join("%02X" % b for b in cert.fingerprint(hashes.SHA256()))
 
 
-def merge_bundle(certs: Iterable[x509.Certificate], drop_expired: bool = True,
-                 now: Optional[datetime.datetime] = None) -> List[x509.Certificate]:
+def merge_bundle(
+    certs: Iterable[x509.Certificate], drop_expired: bool = True, now: Optional[datetime.datetime] = None
+) -> List[x509.Certificate]:
     """De-duplicated CA list in the given order, without expired CAs unless asked to keep them."""
     now = now or utcnow()
     seen, out = set(), []
@@ -81,5 +86,8 @@ def merge_bundle(certs: Iterable[x509.Certificate], drop_expired: bool = True,
 
 
 def describe(cert: x509.Certificate) -> dict:
-    return {"subject": cert.subject.rfc4514_string(), "fingerprint": fingerprint(cert),
-            "not_after": not_valid_after(cert).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "fingerprint": fingerprint(cert),
+        "not_after": not_valid_after(cert).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }

@@ -12,6 +12,7 @@ A CA kept elsewhere (a Kubernetes Secret) has the same files under the same
 names; the ``*_of`` functions work on such a mapping of name to bytes, and
 ``where`` says in messages which CA it is.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -44,16 +45,25 @@ def check_ca_directory(path: str, field: str = "ca_path") -> None:
     if st is None or not stat.S_ISDIR(st.st_mode):
         raise PKIError(field, "no CA directory at %s" % path, "create the CA first (cluster_ca) or fix the path")
     if st.st_uid != os.geteuid():
-        raise PKIError(field, "CA directory %s is owned by uid %d, not by the user running the task (uid %d)"
-                       % (path, st.st_uid, os.geteuid()),
-                       "run as the CA's owner (become_user), or chown -R the CA directory to that user")
+        raise PKIError(
+            field,
+            "CA directory %s is owned by uid %d, not by the user running the task (uid %d)"
+            % (path, st.st_uid, os.geteuid()),
+            "run as the CA's owner (become_user), or chown -R the CA directory to that user",
+        )
     if stat.S_IMODE(st.st_mode) & 0o077:
-        raise PKIError(field, "CA directory %s is open to other users (mode %04o)" % (path, stat.S_IMODE(st.st_mode)),
-                       "chmod 0700 %s and check who copied or changed the CA" % path)
+        raise PKIError(
+            field,
+            "CA directory %s is open to other users (mode %04o)" % (path, stat.S_IMODE(st.st_mode)),
+            "chmod 0700 %s and check who copied or changed the CA" % path,
+        )
     missing = [n for n in REQUIRED if not os.path.lexists(os.path.join(path, n))]
     if missing:
-        raise PKIError(field, "CA directory %s is incomplete, missing %s" % (path, ", ".join(missing)),
-                       "restore the CA directory from backup")
+        raise PKIError(
+            field,
+            "CA directory %s is incomplete, missing %s" % (path, ", ".join(missing)),
+            "restore the CA directory from backup",
+        )
     for name in PRIVATE_KEYS:
         try:
             key = os.lstat(os.path.join(path, name))
@@ -62,17 +72,23 @@ def check_ca_directory(path: str, field: str = "ca_path") -> None:
         if not stat.S_ISREG(key.st_mode):
             raise PKIError(field, "%s/%s is not a regular file" % (path, name), "restore it from backup")
         if key.st_uid != os.geteuid() or stat.S_IMODE(key.st_mode) & 0o077:
-            raise PKIError(field, "%s/%s is readable or writable by other users (mode %04o, uid %d)"
-                           % (path, name, stat.S_IMODE(key.st_mode), key.st_uid),
-                           "chmod 0600 and chown it to the CA's owner; treat the key as exposed and rotate the CA "
-                           "if anyone else could read it")
+            raise PKIError(
+                field,
+                "%s/%s is readable or writable by other users (mode %04o, uid %d)"
+                % (path, name, stat.S_IMODE(key.st_mode), key.st_uid),
+                "chmod 0600 and chown it to the CA's owner; treat the key as exposed and rotate the CA "
+                "if anyone else could read it",
+            )
 
 
 def check_complete(files: Mapping[str, Optional[bytes]], where: str, field: str, required=REQUIRED) -> None:
     missing = [n for n in required if files.get(n) is None]
     if missing:
-        raise PKIError(field, "%s is incomplete, missing %s" % (where, ", ".join(missing)),
-                       "restore the CA from backup, or point %s at the CA cluster_ca created" % field)
+        raise PKIError(
+            field,
+            "%s is incomplete, missing %s" % (where, ", ".join(missing)),
+            "restore the CA from backup, or point %s at the CA cluster_ca created" % field,
+        )
 
 
 def read_directory(path: str, names, field: str = "ca_path") -> Dict[str, Optional[bytes]]:
@@ -100,10 +116,12 @@ def single_certificate(data: bytes, name: str, where: str, field: str) -> str:
     text = data.decode("ascii", "replace")
     blocks = _PEM_CERTIFICATE.findall(text)
     if len(blocks) != 1 or text.count("-----BEGIN") != 1 or text.replace(blocks[0], "").strip():
-        raise PKIError(field, "%s of %s must hold exactly one PEM certificate and nothing else (found %d)"
-                       % (name, where, text.count("-----BEGIN")),
-                       "restore the CA's files from backup; a certificate added to a CA file would be trusted "
-                       "by every node")
+        raise PKIError(
+            field,
+            "%s of %s must hold exactly one PEM certificate and nothing else (found %d)"
+            % (name, where, text.count("-----BEGIN")),
+            "restore the CA's files from backup; a certificate added to a CA file would be trusted by every node",
+        )
     return blocks[0] if blocks[0].endswith("\n") else blocks[0] + "\n"
 
 
@@ -132,13 +150,13 @@ def _stamp_mac(files: Mapping[str, Optional[bytes]], passphrase: str) -> str:
         data = files.get(name)
         digest.update(b"%s:%d:" % (name.encode(), -1 if data is None else len(data)))
         digest.update(hashlib.sha256(data or b"").digest())
-    key = hashlib.pbkdf2_hmac("sha256", passphrase.encode("utf-8"), b"securebydefault.pki/ca-stamp/v1",
-                              _STAMP_ROUNDS)
+    key = hashlib.pbkdf2_hmac("sha256", passphrase.encode("utf-8"), b"securebydefault.pki/ca-stamp/v1", _STAMP_ROUNDS)
     return hmac.new(key, digest.digest(), hashlib.sha256).hexdigest()
 
 
-def verified_public(path: str, passphrase: Optional[str], field: str = "ca_path",
-                    write_stamp: bool = True) -> Tuple[str, str]:
+def verified_public(
+    path: str, passphrase: Optional[str], field: str = "ca_path", write_stamp: bool = True
+) -> Tuple[str, str]:
     """(issuer PEM, trust bundle PEM) of a CA directory whose files were checked against each other.
 
     The full check (root <-> intermediate <-> decrypted key <-> ca.json) runs whenever the
@@ -160,8 +178,10 @@ def verified_public(path: str, passphrase: Optional[str], field: str = "ca_path"
 
     load_ca_from(files, path, passphrase, field, check=False)
     if passphrase and write_stamp:
-        atomic_write(FileSpec(os.path.join(path, STAMP), 0o600),
-                     (json.dumps({"mac": _stamp_mac(files, passphrase)}) + "\n").encode("ascii"))
+        atomic_write(
+            FileSpec(os.path.join(path, STAMP), 0o600),
+            (json.dumps({"mac": _stamp_mac(files, passphrase)}) + "\n").encode("ascii"),
+        )
     return public
 
 
@@ -175,8 +195,11 @@ def metadata_of(data: Optional[bytes], where: str, field: str = "ca_path") -> Di
         raise PKIError(field, "ca.json of %s is not valid JSON" % where, "restore it from backup") from None
     problem = _metadata_problem(meta)
     if problem:
-        raise PKIError(field, "ca.json of %s is not what cluster_ca writes: %s" % (where, problem),
-                       "restore ca.json from backup; never edit it by hand") from None
+        raise PKIError(
+            field,
+            "ca.json of %s is not what cluster_ca writes: %s" % (where, problem),
+            "restore ca.json from backup; never edit it by hand",
+        ) from None
     return meta
 
 
@@ -218,23 +241,40 @@ def policy_of(meta: Dict) -> Dict:
     return policy
 
 
-def check_policy(policy: Dict, valid_for: datetime.timedelta, allow_wildcard: bool, now: datetime.datetime,
-                 field: str = "ca_path", renew_before: Optional[datetime.timedelta] = None) -> None:
+def check_policy(
+    policy: Dict,
+    valid_for: datetime.timedelta,
+    allow_wildcard: bool,
+    now: datetime.datetime,
+    field: str = "ca_path",
+    renew_before: Optional[datetime.timedelta] = None,
+) -> None:
     """What ca.json lets us refuse before the node is touched; the CA re-checks all of it when signing."""
     not_after = policy.get("not_after")
     if not_after:
         if parse_isoformat(not_after) <= now:
-            raise PKIError(field, "CA certificate expired on %s" % not_after,
-                           "create a new CA (cluster_ca with a new path, or rotate the CA) and re-issue")
+            raise PKIError(
+                field,
+                "CA certificate expired on %s" % not_after,
+                "create a new CA (cluster_ca with a new path, or rotate the CA) and re-issue",
+            )
         if renew_before is not None and parse_isoformat(not_after) - now <= renew_before:
-            raise PKIError("renew_before", "the CA expires on %s, within renew_before: every certificate it signs "
-                           "would be due for renewal at once, and every run would re-issue it" % not_after,
-                           "rotate the CA (securebydefault.pki.ca_rotation) now, or shorten renew_before")
+            raise PKIError(
+                "renew_before",
+                "the CA expires on %s, within renew_before: every certificate it signs "
+                "would be due for renewal at once, and every run would re-issue it" % not_after,
+                "rotate the CA (securebydefault.pki.ca_rotation) now, or shorten renew_before",
+            )
     limit = policy.get("max_leaf_validity")
     if limit is not None and valid_for.total_seconds() > int(limit):
-        raise PKIError("valid_for", "%ds exceeds the CA's maximum leaf validity of %ds"
-                       % (valid_for.total_seconds(), int(limit)),
-                       "shorten valid_for, or raise max_leaf_validity on the CA")
+        raise PKIError(
+            "valid_for",
+            "%ds exceeds the CA's maximum leaf validity of %ds" % (valid_for.total_seconds(), int(limit)),
+            "shorten valid_for, or raise max_leaf_validity on the CA",
+        )
     if allow_wildcard and not policy.get("allow_wildcard", False):
-        raise PKIError("allow_wildcard", "the CA's policy refuses wildcard names",
-                       "name each host explicitly, or create the CA with allow_wildcard: true")
+        raise PKIError(
+            "allow_wildcard",
+            "the CA's policy refuses wildcard names",
+            "name each host explicitly, or create the CA with allow_wildcard: true",
+        )

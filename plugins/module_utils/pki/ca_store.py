@@ -18,6 +18,7 @@ directory; the Secret's resourceVersion), ``record`` a ledger entry. A store
 made with ``dry_run`` checks but writes nothing (a Secret store sends the API
 server's dry run).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -30,11 +31,10 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
 try:
     from cryptography import x509
-except ImportError:  # modules report it through module_support.require_cryptography()
+except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
-from .authority import (CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate,
-                        verify_signed_by)
+from .authority import CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate, verify_signed_by
 from .bundle import certificate_pem, describe, is_ca_certificate, load_certificate
 from . import files as fs
 from . import ledger
@@ -62,39 +62,62 @@ class CASettings:
     policy: SigningPolicy = SigningPolicy()
 
 
-def _metadata(settings: CASettings, encrypted: bool, created: datetime.datetime,
-              not_after: datetime.datetime) -> Dict:
-    return {"format": FORMAT_VERSION, "common_name": settings.common_name, "created": isoformat(created),
-            "not_after": isoformat(not_after),
-            "key": settings.key_spec.describe(), "intermediate": settings.intermediate,
-            "key_encrypted": encrypted, "constraints": settings.constraints.describe(),
-            "policy": {"max_leaf_validity": int(settings.policy.max_validity.total_seconds()),
-                       "allow_wildcard": settings.policy.allow_wildcard}}
+def _metadata(settings: CASettings, encrypted: bool, created: datetime.datetime, not_after: datetime.datetime) -> Dict:
+    return {
+        "format": FORMAT_VERSION,
+        "common_name": settings.common_name,
+        "created": isoformat(created),
+        "not_after": isoformat(not_after),
+        "key": settings.key_spec.describe(),
+        "intermediate": settings.intermediate,
+        "key_encrypted": encrypted,
+        "constraints": settings.constraints.describe(),
+        "policy": {
+            "max_leaf_validity": int(settings.policy.max_validity.total_seconds()),
+            "allow_wildcard": settings.policy.allow_wildcard,
+        },
+    }
 
 
-def build_ca_files(settings: CASettings, passphrase: Optional[str],
-                   now: Optional[datetime.datetime] = None) -> Dict[str, bytes]:
+def build_ca_files(
+    settings: CASettings, passphrase: Optional[str], now: Optional[datetime.datetime] = None
+) -> Dict[str, bytes]:
     """The full content of a new CA directory (nothing written yet)."""
     now = now or utcnow()
     root_key = generate_private_key(settings.key_spec)
     root_cn = settings.common_name + (" Root" if settings.intermediate else "")
-    root = create_ca_certificate(root_key, root_cn, settings.valid_for, settings.constraints,
-                                 path_length=1 if settings.intermediate else 0,
-                                 organization=settings.organization, now=now)
+    root = create_ca_certificate(
+        root_key,
+        root_cn,
+        settings.valid_for,
+        settings.constraints,
+        path_length=1 if settings.intermediate else 0,
+        organization=settings.organization,
+        now=now,
+    )
     files = {"root.crt": certificate_pem(root).encode("ascii")}
     if settings.intermediate:
         key = generate_private_key(settings.key_spec)
-        cert = create_ca_certificate(key, settings.common_name, settings.valid_for, settings.constraints,
-                                     path_length=0, issuer_key=root_key, issuer_cert=root,
-                                     organization=settings.organization, now=now)
+        cert = create_ca_certificate(
+            key,
+            settings.common_name,
+            settings.valid_for,
+            settings.constraints,
+            path_length=0,
+            issuer_key=root_key,
+            issuer_cert=root,
+            organization=settings.organization,
+            now=now,
+        )
         files["root.key"] = private_key_pem(root_key, passphrase)
     else:
         key, cert = root_key, root
     files["ca.key"] = private_key_pem(key, passphrase)
     files["ca.crt"] = certificate_pem(cert).encode("ascii")
     not_after = min(not_valid_after(root), not_valid_after(cert))
-    files["ca.json"] = (json.dumps(_metadata(settings, bool(passphrase), now, not_after), indent=2, sort_keys=True)
-                        + "\n").encode("utf-8")
+    files["ca.json"] = (
+        json.dumps(_metadata(settings, bool(passphrase), now, not_after), indent=2, sort_keys=True) + "\n"
+    ).encode("utf-8")
     return files
 
 
@@ -124,18 +147,29 @@ def ca_exists(path: str) -> bool:
     return os.path.exists(os.path.join(path, "ca.crt")) or os.path.exists(os.path.join(path, "ca.key"))
 
 
-def load_ca(path: str, passphrase: Optional[str], field: str = "ca_path",
-            passphrase_field: str = "ca_passphrase", check: bool = True,
-            now: Optional[datetime.datetime] = None) -> CertificateAuthority:
+def load_ca(
+    path: str,
+    passphrase: Optional[str],
+    field: str = "ca_path",
+    passphrase_field: str = "ca_passphrase",
+    check: bool = True,
+    now: Optional[datetime.datetime] = None,
+) -> CertificateAuthority:
     """Load and validate a CA directory; every problem is a PKIError naming the option."""
     ca = load_ca_from(read_directory(path, LOAD_FILES, field), path, passphrase, field, passphrase_field, check, now)
     ca.path = path
     return ca
 
 
-def load_ca_from(files: Mapping[str, Optional[bytes]], where: str, passphrase: Optional[str],
-                 field: str = "ca_path", passphrase_field: str = "ca_passphrase", check: bool = True,
-                 now: Optional[datetime.datetime] = None) -> CertificateAuthority:
+def load_ca_from(
+    files: Mapping[str, Optional[bytes]],
+    where: str,
+    passphrase: Optional[str],
+    field: str = "ca_path",
+    passphrase_field: str = "ca_passphrase",
+    check: bool = True,
+    now: Optional[datetime.datetime] = None,
+) -> CertificateAuthority:
     """Load and validate a CA from its files, wherever they are kept (``where`` names it in messages)."""
     check_complete(files, where, field)
     public_of(files, where, field)  # exactly one certificate in ca.crt and in root.crt
@@ -149,7 +183,8 @@ def load_ca_from(files: Mapping[str, Optional[bytes]], where: str, passphrase: O
     policy_meta = meta.get("policy") or {}
     policy = SigningPolicy(
         max_validity=datetime.timedelta(seconds=int(policy_meta.get("max_leaf_validity", 397 * 86400))),
-        allow_wildcard=bool(policy_meta.get("allow_wildcard", False)))
+        allow_wildcard=bool(policy_meta.get("allow_wildcard", False)),
+    )
     same = cert == root
     ca = CertificateAuthority(key=key, certificate=cert, chain=[], root=cert if same else root, policy=policy)
     check_consistent(ca, meta, where, field)
@@ -169,9 +204,12 @@ def check_consistent(ca: CertificateAuthority, meta: Mapping, where: str, field:
     if public_key_der(ca.key) != public_key_der(ca.certificate.public_key()):
         problems.append("ca.key does not match the CA certificate ca.crt")
     if problems:
-        raise PKIError(field, "the files of CA %s do not belong together: %s" % (where, "; ".join(problems)),
-                       "restore the CA's files together from one backup; if they were changed by someone else, "
-                       "treat the CA as compromised and rotate it")
+        raise PKIError(
+            field,
+            "the files of CA %s do not belong together: %s" % (where, "; ".join(problems)),
+            "restore the CA's files together from one backup; if they were changed by someone else, "
+            "treat the CA as compromised and rotate it",
+        )
 
 
 def consistency_problems(cert, root, meta: Mapping) -> List[str]:
@@ -183,8 +221,9 @@ def consistency_problems(cert, root, meta: Mapping) -> List[str]:
         problems.append("ca.crt is not signed by root.crt")
     intermediate = cert != root
     if meta and bool(meta.get("intermediate", intermediate)) != intermediate:
-        problems.append("ca.json says intermediate=%s, the certificates say %s"
-                        % (meta.get("intermediate"), intermediate))
+        problems.append(
+            "ca.json says intermediate=%s, the certificates say %s" % (meta.get("intermediate"), intermediate)
+        )
     cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
     if meta.get("common_name") and (not cn or str(cn[0].value) != meta["common_name"]):
         problems.append("ca.json names the CA %r, ca.crt %r" % (meta["common_name"], str(cn[0].value) if cn else ""))
@@ -198,9 +237,12 @@ def check_public_files(files: Mapping[str, Optional[bytes]], where: str, field: 
     root = load_certificate(files["root.crt"], "%s: root.crt" % where)
     problems = consistency_problems(cert, root, metadata_of(files.get("ca.json"), where, field))
     if problems:
-        raise PKIError(field, "the files of CA %s do not belong together: %s" % (where, "; ".join(problems)),
-                       "restore the CA's files together from one backup; if they were changed by someone else, "
-                       "treat the CA as compromised and rotate it")
+        raise PKIError(
+            field,
+            "the files of CA %s do not belong together: %s" % (where, "; ".join(problems)),
+            "restore the CA's files together from one backup; if they were changed by someone else, "
+            "treat the CA as compromised and rotate it",
+        )
 
 
 def load_ca_in(store, passphrase: Optional[str]) -> CertificateAuthority:
@@ -231,8 +273,9 @@ class DirectoryStore:
         """Write a new CA (checked first, also in a dry run); False when another run created one first."""
         path = self.path
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-            raise PKIError(self.field, "%s exists and is not an empty directory or a CA" % path,
-                           "choose another path for the CA")
+            raise PKIError(
+                self.field, "%s exists and is not an empty directory or a CA" % path, "choose another path for the CA"
+            )
         fs.check_destination(os.path.join(path, "ca.crt"), self.field)
         if not self.dry_run:
             write_new_ca(path, files)
@@ -257,17 +300,27 @@ class DirectoryStore:
         if self.dry_run:
             return
         revoked_path = os.path.join(self.path, "revoked.json")
-        ledger.append(self.path, entry, check=None if check is None else
-                      (lambda existing: check(existing, fs.read_bytes(revoked_path, self.field))))
+        ledger.append(
+            self.path,
+            entry,
+            check=None
+            if check is None
+            else (lambda existing: check(existing, fs.read_bytes(revoked_path, self.field))),
+        )
 
 
 def ca_summary(ca: CertificateAuthority, path: str) -> Dict:
     info = describe(ca.certificate)
-    return {"path": path, "subject": info["subject"], "fingerprint": info["fingerprint"],
-            "not_after": info["not_after"], "root_fingerprint": describe(ca.root)["fingerprint"],
-            "key": spec_of_key(ca.key).describe(),
-            "constraints": NameConstraintsSpec.from_certificate(ca.certificate).describe(),
-            "intermediate": ca.certificate != ca.root}
+    return {
+        "path": path,
+        "subject": info["subject"],
+        "fingerprint": info["fingerprint"],
+        "not_after": info["not_after"],
+        "root_fingerprint": describe(ca.root)["fingerprint"],
+        "key": spec_of_key(ca.key).describe(),
+        "constraints": NameConstraintsSpec.from_certificate(ca.certificate).describe(),
+        "intermediate": ca.certificate != ca.root,
+    }
 
 
 def settings_differences(ca: CertificateAuthority, settings: CASettings) -> List[str]:
@@ -305,8 +358,10 @@ def policy_differences(meta: Dict, settings: CASettings) -> List[str]:
 
 def update_metadata_policy(meta: Dict, settings: CASettings) -> bytes:
     meta = dict(meta)
-    meta["policy"] = {"max_leaf_validity": int(settings.policy.max_validity.total_seconds()),
-                      "allow_wildcard": settings.policy.allow_wildcard}
+    meta["policy"] = {
+        "max_leaf_validity": int(settings.policy.max_validity.total_seconds()),
+        "allow_wildcard": settings.policy.allow_wildcard,
+    }
     return (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 

@@ -5,6 +5,7 @@
 Every failure names the option (or file) at fault, says what is wrong and how
 to fix it, so modules can hand the message straight to ``fail_json``.
 """
+
 from __future__ import annotations
 
 

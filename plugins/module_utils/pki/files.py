@@ -14,6 +14,7 @@ directory holding the files, the configured owner) is refused before anything is
 
 Also the pre-flight checks that let a module fail before it writes anything.
 """
+
 from __future__ import annotations
 
 import errno
@@ -46,14 +47,20 @@ def resolve_owner(owner: Optional[str], group: Optional[str], field_prefix: str 
         try:
             uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(str(owner)).pw_uid
         except KeyError:
-            raise PKIError(field_prefix + "owner", "no such user %r on this host" % owner,
-                           "create the user first or choose an existing one") from None
+            raise PKIError(
+                field_prefix + "owner",
+                "no such user %r on this host" % owner,
+                "create the user first or choose an existing one",
+            ) from None
     if group not in (None, ""):
         try:
             gid = int(group) if str(group).isdigit() else grp.getgrnam(str(group)).gr_gid
         except KeyError:
-            raise PKIError(field_prefix + "group", "no such group %r on this host" % group,
-                           "create the group first or choose an existing one") from None
+            raise PKIError(
+                field_prefix + "group",
+                "no such group %r on this host" % group,
+                "create the group first or choose an existing one",
+            ) from None
     return uid, gid
 
 
@@ -73,10 +80,19 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def plain_name(name: str, field: str) -> str:
     """``name`` if it is a plain file name: no directory part, no ``..``, no control characters."""
     text = str(name)
-    if (not text or text in (".", "..") or "/" in text or _CONTROL.search(text) or text != text.strip()
-            or len(text.encode("utf-8")) > 200):
-        raise PKIError(field, "%r is not a plain file name" % (name,),
-                       "use a name like node or web-server (letters, digits, dots, hyphens), no / or ..")
+    if (
+        not text
+        or text in (".", "..")
+        or "/" in text
+        or _CONTROL.search(text)
+        or text != text.strip()
+        or len(text.encode("utf-8")) > 200
+    ):
+        raise PKIError(
+            field,
+            "%r is not a plain file name" % (name,),
+            "use a name like node or web-server (letters, digits, dots, hyphens), no / or ..",
+        )
     return text
 
 
@@ -89,8 +105,11 @@ def open_nofollow(path: str, flags: int = os.O_RDONLY, field: str = "path", mode
         fd = os.open(path, flags | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise PKIError(field, "%s is a symbolic link" % path,
-                           "remove the link; this collection never follows a link it did not create") from None
+            raise PKIError(
+                field,
+                "%s is a symbolic link" % path,
+                "remove the link; this collection never follows a link it did not create",
+            ) from None
         raise
     if flags & os.O_CREAT:
         st = os.fstat(fd)
@@ -102,11 +121,17 @@ def open_nofollow(path: str, flags: int = os.O_RDONLY, field: str = "path", mode
 def check_key_mode(mode: int, allow_group_readable: bool, field: str = "key_mode") -> None:
     """A private key is never readable by others; by its group only when the user says so by name."""
     if mode & 0o007:
-        raise PKIError(field, "mode %04o lets every user on the host read or change the private key" % mode,
-                       'use "0600" (or "0640" with group and allow_group_readable_key: true)')
+        raise PKIError(
+            field,
+            "mode %04o lets every user on the host read or change the private key" % mode,
+            'use "0600" (or "0640" with group and allow_group_readable_key: true)',
+        )
     if mode & 0o070 and not allow_group_readable:
-        raise PKIError(field, "mode %04o lets the group read or change the private key" % mode,
-                       'use "0600", or set allow_group_readable_key: true if a service group must read it')
+        raise PKIError(
+            field,
+            "mode %04o lets the group read or change the private key" % mode,
+            'use "0600", or set allow_group_readable_key: true if a service group must read it',
+        )
     if mode & 0o020:
         raise PKIError(field, "mode %04o lets the group change the private key" % mode, 'use "0640" or "0600"')
 
@@ -152,23 +177,31 @@ def check_directory_safe(path: str, field: str, owner_uid: int = -1, holds_files
             return
         if stat.S_ISLNK(st.st_mode):
             if st.st_uid not in (0, os.geteuid()):
-                raise PKIError(field, "%s is a symbolic link owned by uid %d" % (current, st.st_uid),
-                               "use the real directory path; links made by other users are never followed")
-            check_directory_safe(os.path.realpath(current), field, owner_uid if last else -1,
-                                 holds_files if last else False)
+                raise PKIError(
+                    field,
+                    "%s is a symbolic link owned by uid %d" % (current, st.st_uid),
+                    "use the real directory path; links made by other users are never followed",
+                )
+            check_directory_safe(
+                os.path.realpath(current), field, owner_uid if last else -1, holds_files if last else False
+            )
             st = os.stat(current)
         if not stat.S_ISDIR(st.st_mode):
             raise PKIError(field, "%s is not a directory" % current, "remove it or choose another path")
         if st.st_uid not in trusted_owners(owner_uid if last else -1):
-            raise PKIError(field, "directory %s is owned by uid %d, not by root or the user running the task"
-                           % (current, st.st_uid),
-                           "chown it to root (or, for the last directory, the configured owner), or choose "
-                           "another path")
+            raise PKIError(
+                field,
+                "directory %s is owned by uid %d, not by root or the user running the task" % (current, st.st_uid),
+                "chown it to root (or, for the last directory, the configured owner), or choose another path",
+            )
         if st.st_mode & 0o022 and ((last and holds_files) or not st.st_mode & stat.S_ISVTX):
             who = "others" if st.st_mode & 0o002 else "its group"
-            raise PKIError(field, "directory %s is writable by %s (mode %04o): another user could plant files or "
-                           "links in it" % (current, who, stat.S_IMODE(st.st_mode)),
-                           "chmod go-w %s, or choose another directory" % current)
+            raise PKIError(
+                field,
+                "directory %s is writable by %s (mode %04o): another user could plant files or "
+                "links in it" % (current, who, stat.S_IMODE(st.st_mode)),
+                "chmod go-w %s, or choose another directory" % current,
+            )
 
 
 def check_destination(path: str, field: str, owner_uid: int = -1) -> None:
@@ -177,8 +210,7 @@ def check_destination(path: str, field: str, owner_uid: int = -1) -> None:
         raise PKIError(field, "%r is not an absolute path" % (path,), "give an absolute path")
     if os.path.lexists(path):
         if os.path.islink(path) or not os.path.isfile(path):
-            raise PKIError(field, "%s exists and is not a regular file" % path,
-                           "remove it or choose another path")
+            raise PKIError(field, "%s exists and is not a regular file" % path, "remove it or choose another path")
     parent = os.path.dirname(path)
     probe = parent
     while probe and not os.path.lexists(probe):
@@ -186,11 +218,15 @@ def check_destination(path: str, field: str, owner_uid: int = -1) -> None:
     # the configured owner may own the directory that holds the files, never one above it
     check_directory_safe(probe, field, owner_uid if probe == parent else -1, holds_files=probe == parent)
     if not os.path.isdir(probe):
-        raise PKIError(field, "cannot create %s: %s is not a directory" % (path, probe),
-                       "choose a path below a directory")
+        raise PKIError(
+            field, "cannot create %s: %s is not a directory" % (path, probe), "choose a path below a directory"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise PKIError(field, "directory %s is not writable" % probe,
-                       "choose a writable location, fix its permissions, or become the right user")
+        raise PKIError(
+            field,
+            "directory %s is not writable" % probe,
+            "choose a writable location, fix its permissions, or become the right user",
+        )
 
 
 def attribute_changes(path: str, spec: FileSpec) -> List[str]:
@@ -216,8 +252,11 @@ def apply_attributes(path: str, spec: FileSpec) -> None:
         if not stat.S_ISREG(st.st_mode):
             raise PKIError("path", "%s is not a regular file" % path, "remove it")
         if st.st_nlink > 1:
-            raise PKIError("path", "%s has %d hard links: changing its owner or mode would change another file's"
-                           % (path, st.st_nlink), "remove it; this collection writes each file under one name")
+            raise PKIError(
+                "path",
+                "%s has %d hard links: changing its owner or mode would change another file's" % (path, st.st_nlink),
+                "remove it; this collection writes each file under one name",
+            )
         if spec.uid != -1 or spec.gid != -1:
             os.fchown(fd, spec.uid, spec.gid)
         os.fchmod(fd, spec.mode)
@@ -251,8 +290,9 @@ def fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def ensure_directory(path: str, mode: int = 0o755, field: str = "path", owner_uid: int = -1,
-                     holds_files: bool = True) -> None:
+def ensure_directory(
+    path: str, mode: int = 0o755, field: str = "path", owner_uid: int = -1, holds_files: bool = True
+) -> None:
     """Create ``path`` and missing parents, each with exactly ``mode`` whatever the umask.
 
     An existing directory is only checked (check_directory_safe), never re-moded.

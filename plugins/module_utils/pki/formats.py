@@ -7,6 +7,7 @@ cryptography 38. Java only trusts certificates in a PKCS#12 file that carry
 its trust attribute, which ``serialize_java_truststore`` (cryptography >= 45)
 writes, so truststores (public data) are made on the controller.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -15,7 +16,7 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
-except ImportError:  # modules report it through module_support.require_cryptography()
+except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
 from .bundle import fingerprint
@@ -29,25 +30,35 @@ def _encryption(passphrase: str):
     if builder is None:  # pragma: no cover - cryptography < 38
         return serialization.BestAvailableEncryption(password)
     # AES-256 + SHA-256 MAC: readable by Java 11.0.12+/17, OpenSSL 1.1+ and 3.
-    return (builder().kdf_rounds(50000).key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-            .hmac_hash(hashes.SHA256()).build(password))
+    return (
+        builder()
+        .kdf_rounds(50000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password)
+    )
 
 
-def keystore(key, cert: x509.Certificate, chain: Sequence[x509.Certificate], passphrase: str,
-             alias: str) -> bytes:
+def keystore(key, cert: x509.Certificate, chain: Sequence[x509.Certificate], passphrase: str, alias: str) -> bytes:
     if not passphrase:
-        raise PKIError("pkcs12_passphrase", "a PKCS#12 keystore needs a passphrase",
-                       "set pkcs12_passphrase (from Ansible Vault)")
-    return pkcs12.serialize_key_and_certificates(alias.encode("utf-8"), key, cert, list(chain) or None,
-                                                 _encryption(passphrase))
+        raise PKIError(
+            "pkcs12_passphrase", "a PKCS#12 keystore needs a passphrase", "set pkcs12_passphrase (from Ansible Vault)"
+        )
+    return pkcs12.serialize_key_and_certificates(
+        alias.encode("utf-8"), key, cert, list(chain) or None, _encryption(passphrase)
+    )
 
 
 def truststore(cas: Sequence[x509.Certificate], passphrase: str, alias_prefix: str = "ca") -> bytes:
     if not hasattr(pkcs12, "serialize_java_truststore"):
-        raise PKIError("pkcs12_truststore_path", "this Python's cryptography cannot write a Java truststore",
-                       "run on a controller with cryptography >= 45")
-    entries = [pkcs12.PKCS12Certificate(c, ("%s-%d" % (alias_prefix, i + 1)).encode("ascii"))
-               for i, c in enumerate(cas)]
+        raise PKIError(
+            "pkcs12_truststore_path",
+            "this Python's cryptography cannot write a Java truststore",
+            "run on a controller with cryptography >= 45",
+        )
+    entries = [
+        pkcs12.PKCS12Certificate(c, ("%s-%d" % (alias_prefix, i + 1)).encode("ascii")) for i, c in enumerate(cas)
+    ]
     return pkcs12.serialize_java_truststore(entries, _encryption(passphrase))
 
 
@@ -60,8 +71,9 @@ def read_pkcs12(data: bytes, passphrase: str):
     return loaded
 
 
-def keystore_matches(data: Optional[bytes], passphrase: str, key, cert: x509.Certificate,
-                     chain: Sequence[x509.Certificate]) -> bool:
+def keystore_matches(
+    data: Optional[bytes], passphrase: str, key, cert: x509.Certificate, chain: Sequence[x509.Certificate]
+) -> bool:
     if not data:
         return False
     loaded = read_pkcs12(data, passphrase)
@@ -70,8 +82,9 @@ def keystore_matches(data: Optional[bytes], passphrase: str, key, cert: x509.Cer
     have_key, have_cert, have_extra = loaded
     if have_key is None or have_cert is None or public_key_der(have_key) != public_key_der(key):
         return False
-    return (fingerprint(have_cert) == fingerprint(cert)
-            and [fingerprint(c) for c in have_extra or []] == [fingerprint(c) for c in chain])
+    return fingerprint(have_cert) == fingerprint(cert) and [fingerprint(c) for c in have_extra or []] == [
+        fingerprint(c) for c in chain
+    ]
 
 
 def truststore_fingerprints(data: Optional[bytes], passphrase: str) -> Optional[List[str]]:

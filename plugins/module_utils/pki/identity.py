@@ -12,6 +12,7 @@ check names without paying for it. An identity built from host facts names only 
 its inventory name, hostname, FQDN and the addresses of its non-loopback
 interfaces.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -55,6 +56,7 @@ class Identity:
 
     def general_names(self) -> List[x509.GeneralName]:
         from cryptography import x509
+
         out: List[x509.GeneralName] = [x509.DNSName(n) for n in self.dns_names]
         out += [x509.IPAddress(ip) for ip in self.ip_addresses]
         out += [x509.UniformResourceIdentifier(u) for u in self.uris]
@@ -75,8 +77,11 @@ class Identity:
 
 def _check_printable(name: str, field: str) -> None:
     if not isinstance(name, str) or _UNPRINTABLE.search(name):
-        raise PKIError(field, "%r contains whitespace or a control character" % (name,),
-                       "remove spaces, tabs, newlines and other control characters from the name")
+        raise PKIError(
+            field,
+            "%r contains whitespace or a control character" % (name,),
+            "remove spaces, tabs, newlines and other control characters from the name",
+        )
 
 
 def normalize_dns_name(name: str, field: str, allow_wildcard: bool = False) -> str:
@@ -92,17 +97,24 @@ def normalize_dns_name(name: str, field: str, allow_wildcard: bool = False) -> s
     for position, label in enumerate(labels):
         if label == "*":
             if position != 0 or len(labels) < 3:
-                raise PKIError(field, "wildcard %r is only valid as the leftmost label of a name with at "
-                               "least three labels" % (name,), "name each host explicitly")
+                raise PKIError(
+                    field,
+                    "wildcard %r is only valid as the leftmost label of a name with at least three labels" % (name,),
+                    "name each host explicitly",
+                )
             if not allow_wildcard:
-                raise PKIError(field, "wildcard name %r refused: every certificate names exactly one "
-                               "host" % (name,),
-                               "list the host names explicitly, or set allow_wildcard: true if you "
-                               "really need a wildcard")
+                raise PKIError(
+                    field,
+                    "wildcard name %r refused: every certificate names exactly one host" % (name,),
+                    "list the host names explicitly, or set allow_wildcard: true if you really need a wildcard",
+                )
             continue
         if not _LABEL.fullmatch(label):
-            raise PKIError(field, "%r is not a valid DNS name (label %r)" % (name, label),
-                           "use letters, digits and inner hyphens, 1-63 characters per label")
+            raise PKIError(
+                field,
+                "%r is not a valid DNS name (label %r)" % (name, label),
+                "use letters, digits and inner hyphens, 1-63 characters per label",
+            )
     return text
 
 
@@ -110,20 +122,28 @@ def validate_spiffe_id(uri: str, field: str) -> str:
     _check_printable(uri, field)
     parts = urlsplit(uri)
     if not uri.startswith("spiffe://"):
-        raise PKIError(field, "%r must start with spiffe:// in lower case" % (uri,), "write it as spiffe://trust-domain/path")
+        raise PKIError(
+            field, "%r must start with spiffe:// in lower case" % (uri,), "write it as spiffe://trust-domain/path"
+        )
     if parts.scheme != "spiffe":
         raise PKIError(field, "%r is not a SPIFFE ID" % (uri,), "write it as spiffe://trust-domain/path")
     if not parts.netloc or not _SPIFFE_TD.match(parts.netloc) or parts.port or "@" in parts.netloc:
-        raise PKIError(field, "%r has an invalid trust domain" % (uri,),
-                       "use lowercase letters, digits, dots, hyphens and underscores, no port or user")
+        raise PKIError(
+            field,
+            "%r has an invalid trust domain" % (uri,),
+            "use lowercase letters, digits, dots, hyphens and underscores, no port or user",
+        )
     if parts.query or parts.fragment:
         raise PKIError(field, "%r must not carry a query or fragment" % (uri,), "drop everything after ? or #")
     if parts.path:
         segments = parts.path.split("/")[1:]
         for segment in segments:
             if segment in ("", ".", "..") or not _SPIFFE_SEGMENT.fullmatch(segment):
-                raise PKIError(field, "%r has an invalid path segment %r" % (uri, segment),
-                               "use non-empty segments of letters, digits, dots, hyphens, underscores")
+                raise PKIError(
+                    field,
+                    "%r has an invalid path segment %r" % (uri, segment),
+                    "use non-empty segments of letters, digits, dots, hyphens, underscores",
+                )
     return uri
 
 
@@ -135,8 +155,11 @@ def validate_uri(uri: str, field: str) -> str:
     _check_printable(uri, field)
     parts = urlsplit(uri)
     if uri.split("://", 1)[0] != parts.scheme or parts.netloc != parts.netloc.lower():
-        raise PKIError(field, "%r has upper-case letters in its scheme or host" % (uri,),
-                       "write the scheme and host in lower case: one name has one spelling in a certificate")
+        raise PKIError(
+            field,
+            "%r has upper-case letters in its scheme or host" % (uri,),
+            "write the scheme and host in lower case: one name has one spelling in a certificate",
+        )
     if not _SCHEME.fullmatch(parts.scheme or "") or not parts.netloc:
         raise PKIError(field, "%r is not a valid URI" % (uri,), "write it as scheme://host/path")
     if "@" in parts.netloc:
@@ -155,31 +178,75 @@ def validate_uri(uri: str, field: str) -> str:
     return uri
 
 
-def parse_name(text: str, field: str, allow_wildcard: bool = False) -> Union[str, IPAddress]:
-    """One plain string → a normalised DNS name (str), an IP address, or a URI (str with '://')."""
-    if not isinstance(text, str) or not text.strip():
-        raise PKIError(field, "empty name", "remove the empty entry")
-    value = text
-    _check_printable(value, field)
+def _address(value: str, field: str) -> Optional[IPAddress]:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        address = None
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        raise PKIError(
+            field,
+            "%r is an IPv4 address written as IPv6" % (value,),
+            "write it as %s: one address has one spelling in a certificate" % address.ipv4_mapped,
+        )
+    return address
+
+
+def _uri(value: str, field: str) -> str:
+    if value.split("://", 1)[0].lower() == "spiffe":
+        return validate_spiffe_id(value, field)
+    return validate_uri(value, field)
+
+
+def parse_name(text: str, field: str, allow_wildcard: bool = False) -> Union[str, IPAddress]:
+    """One plain string → a normalised DNS name (str), an IP address, or a URI (str with '://').
+
+    The one grammar of names in the collection: host identities, CSRs, ledger entries and cert-manager
+    Certificates all go through it (or through the typed checks below, which are this function by kind).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise PKIError(field, "empty name", "remove the empty entry")
+    _check_printable(text, field)
+    address = _address(text, field)
     if address is not None:
-        if address.version == 6 and address.ipv4_mapped is not None:
-            raise PKIError(field, "%r is an IPv4 address written as IPv6" % (value,),
-                           "write it as %s: one address has one spelling in a certificate" % address.ipv4_mapped)
         return address
-    if "://" in value:
-        scheme = value.split("://", 1)[0].lower()
-        if scheme == "spiffe":
-            return validate_spiffe_id(value, field)
-        return validate_uri(value, field)
-    return normalize_dns_name(value, field, allow_wildcard)
+    if "://" in text:
+        return _uri(text, field)
+    return normalize_dns_name(text, field, allow_wildcard)
 
 
-def build_identity(names: Iterable[str], field: str = "names", allow_wildcard: bool = False,
-                   common_name: Optional[str] = None) -> Identity:
+def check_dns_name(name: str, field: str, allow_wildcard: bool = False) -> str:
+    """A name given where only a DNS name belongs (e.g. a Certificate's dnsNames): normalised, or a PKIError."""
+    parsed = parse_name(name, field, allow_wildcard)
+    if not isinstance(parsed, str) or "://" in parsed:
+        raise PKIError(field, "%r is not a DNS name" % (name,), "give a name like web.prod.svc.cluster.local")
+    return parsed
+
+
+def check_ip_address(value: str, field: str) -> str:
+    """A value given where only an IP address belongs: its canonical text, or a PKIError."""
+    if not isinstance(value, str) or not value.strip():
+        raise PKIError(field, "empty address", "remove the empty entry")
+    _check_printable(value, field)
+    address = _address(value, field)
+    if address is None:
+        raise PKIError(field, "%r is not an IP address" % (value,), "give an IPv4 or IPv6 address")
+    return str(address)
+
+
+def check_uri(value: str, field: str) -> str:
+    """A value given where only a URI belongs (SPIFFE IDs checked as such), or a PKIError."""
+    if not isinstance(value, str) or "://" not in value:
+        raise PKIError(
+            field, "%r is not an absolute URI" % (value,), "give a URI such as spiffe://cluster.local/ns/prod/sa/web"
+        )
+    _check_printable(value, field)
+    return _uri(value, field)
+
+
+def build_identity(
+    names: Iterable[str], field: str = "names", allow_wildcard: bool = False, common_name: Optional[str] = None
+) -> Identity:
     dns, ips, uris = set(), set(), set()
     for index, name in enumerate(names):
         parsed = parse_name(name, "%s[%d]" % (field, index), allow_wildcard)
@@ -189,8 +256,9 @@ def build_identity(names: Iterable[str], field: str = "names", allow_wildcard: b
             uris.add(parsed)
         else:
             dns.add(parsed)
-    return Identity(tuple(sorted(dns)), tuple(sorted(ips, key=lambda a: (a.version, int(a)))),
-                    tuple(sorted(uris)), common_name)
+    return Identity(
+        tuple(sorted(dns)), tuple(sorted(ips, key=lambda a: (a.version, int(a)))), tuple(sorted(uris)), common_name
+    )
 
 
 def merge(*identities: Identity) -> Identity:
@@ -210,6 +278,21 @@ def is_host_address(address: IPAddress) -> bool:
     return address != ipaddress.IPv4Address("127.0.0.1")
 
 
+def names_this_host(value) -> bool:
+    """Whether a hostname or FQDN (a fact, or what a node discovered) names this host, not any host (localhost)."""
+    text = str(value or "").strip().lower().rstrip(".")
+    return bool(text) and text.split(".", maxsplit=1)[0] not in ("localhost", "localhost4", "localhost6")
+
+
+def host_names_of(found: Mapping, sources: Sequence[str]) -> List[str]:
+    """The hostname and FQDN among ``found`` (facts, or a node's discoveries) that ``sources`` asks for.
+
+    The one rule for both: the controller's facts and the node's own discovery (which the controller then
+    re-checks, see the node_certificate action) keep the same names.
+    """
+    return [str(found[key]) for key in ("hostname", "fqdn") if key in sources and names_this_host(found.get(key))]
+
+
 def host_names_from_facts(facts: Mapping, inventory_hostname: str, sources: Sequence[str]) -> List[str]:
     """Names and addresses of one host, taken from Ansible facts.
 
@@ -220,10 +303,7 @@ def host_names_from_facts(facts: Mapping, inventory_hostname: str, sources: Sequ
     out: List[str] = []
     if "inventory_hostname" in sources and inventory_hostname:
         out.append(inventory_hostname)
-    for key in ("hostname", "fqdn"):
-        value = facts.get(key)
-        if key in sources and value and value != "localhost" and value != "localhost.localdomain":
-            out.append(str(value))
+    out.extend(host_names_of(facts, sources))
     for version in (4, 6):
         if "ipv%d" % version not in sources:
             continue
@@ -254,6 +334,7 @@ def host_names_from_facts(facts: Mapping, inventory_hostname: str, sources: Sequ
 def identity_of_certificate(cert: Union[x509.Certificate, x509.CertificateSigningRequest]) -> Identity:
     from cryptography import x509
     from cryptography.x509.oid import ExtensionOID, NameOID
+
     try:
         san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     except x509.ExtensionNotFound:
@@ -311,9 +392,6 @@ def requested_names(names: Sequence[str], discover: Sequence[str]) -> Tuple[List
         raise PKIError("identity_from", "unknown sources %s" % unknown, "use %s" % ", ".join(HOST_SOURCES))
     out = list(names)
     found = discover_host(discover) if discover else {}
-    for key in ("hostname", "fqdn"):
-        value = found.get(key)
-        if value and not str(value).startswith("localhost"):
-            out.append(str(value))
+    out.extend(host_names_of(found, discover))
     out.extend(found.get("addresses") or [])  # type: ignore[arg-type]
     return out, found

@@ -5,6 +5,7 @@
 An empty list means the certificate is fine; it drives idempotency, the diff
 and what operators read in the task result.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -12,7 +13,7 @@ from typing import Iterable, List, Optional, Sequence
 
 try:
     from cryptography import x509
-except ImportError:  # modules report it through module_support.require_cryptography()
+except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
 from .authority import NameConstraintsSpec, usages_of, verify_signed_by
@@ -21,13 +22,17 @@ from .keys import KeySpec, public_key_der, spec_of_key
 from .timeutil import format_duration, isoformat, not_valid_after, not_valid_before, utcnow
 
 
-def renewal_reasons(cert: Optional[x509.Certificate], *, private_key=None,
-                    identity: Optional[Identity] = None,
-                    issuers: Sequence[x509.Certificate] = (),
-                    renew_before: Optional[datetime.timedelta] = None,
-                    key_spec: Optional[KeySpec] = None,
-                    usages: Optional[Iterable[str]] = None,
-                    now: Optional[datetime.datetime] = None) -> List[str]:
+def renewal_reasons(
+    cert: Optional[x509.Certificate],
+    *,
+    private_key=None,
+    identity: Optional[Identity] = None,
+    issuers: Sequence[x509.Certificate] = (),
+    renew_before: Optional[datetime.timedelta] = None,
+    key_spec: Optional[KeySpec] = None,
+    usages: Optional[Iterable[str]] = None,
+    now: Optional[datetime.datetime] = None,
+) -> List[str]:
     """Every reason ``cert`` no longer fits what is wanted; [] when it does.
 
     ``issuers`` are the acceptable issuing CA certificates (the current one
@@ -42,8 +47,10 @@ def renewal_reasons(cert: Optional[x509.Certificate], *, private_key=None,
     if left <= datetime.timedelta(0):
         reasons.append("expired %s ago (%s)" % (format_duration(-left), isoformat(not_after)))
     elif renew_before is not None and left <= renew_before:
-        reasons.append("expires in %s (%s) <= renew_before %s"
-                       % (format_duration(left), isoformat(not_after), format_duration(renew_before)))
+        reasons.append(
+            "expires in %s (%s) <= renew_before %s"
+            % (format_duration(left), isoformat(not_after), format_duration(renew_before))
+        )
     if not_valid_before(cert) > now + datetime.timedelta(minutes=5):
         reasons.append("not valid before %s (clock skew or future certificate)" % isoformat(not_valid_before(cert)))
     if identity is not None:
@@ -56,8 +63,10 @@ def renewal_reasons(cert: Optional[x509.Certificate], *, private_key=None,
     if private_key is not None and public_key_der(private_key) != public_key_der(cert.public_key()):
         reasons.append("private key does not match certificate")
     if issuers and not any(verify_signed_by(cert, issuer) for issuer in issuers):
-        reasons.append("issuer changed: certificate signed by %s, current CA is %s"
-                       % (cert.issuer.rfc4514_string(), issuers[0].subject.rfc4514_string()))
+        reasons.append(
+            "issuer changed: certificate signed by %s, current CA is %s"
+            % (cert.issuer.rfc4514_string(), issuers[0].subject.rfc4514_string())
+        )
     if key_spec is not None:
         have_spec = spec_of_key(cert.public_key())
         if have_spec != KeySpec(key_spec.type, key_spec.effective_size):
@@ -69,8 +78,12 @@ def renewal_reasons(cert: Optional[x509.Certificate], *, private_key=None,
     return reasons
 
 
-def verify_chain(leaf: x509.Certificate, intermediates: Sequence[x509.Certificate],
-                 roots: Sequence[x509.Certificate], now: Optional[datetime.datetime] = None) -> Optional[str]:
+def verify_chain(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    now: Optional[datetime.datetime] = None,
+) -> Optional[str]:
     """Build leaf -> ... -> root and check signatures, validity, CA flags and name constraints.
 
     Returns None when the chain is valid, else what is wrong. Works on

@@ -18,6 +18,7 @@ are the truth; metadata only carries times, so a lost or stale metadata
 record restarts the gates (later, never earlier). Every refusal is a PKIError
 naming the option and the fix, raised before anything is written.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,6 +40,8 @@ KINDS: Dict[str, Tuple[str, ...]] = {
     "ed25519": ("private", "public"),
 }
 SECRET_PARTS = ("key", "password", "private")
+# Kinds made with cryptography; symmetric keys and passwords need only the standard library.
+KEY_PAIR_KINDS = ("ec", "rsa", "ed25519")
 ENTRY = re.compile(r"^r([1-9][0-9]*)\.([a-z]+)(\.primary)?$")
 STAGES = ("empty", "single", "added", "promoted")
 META_VERSION = 1
@@ -98,57 +101,87 @@ def parse(entries: Dict[str, bytes], kind: str, meta: Optional[Dict], where: str
     meta = dict(meta or {})
     recorded = meta.get("kind")
     if entries and recorded and recorded != kind:
-        raise PKIError("kind", "%s holds a %s keyring, not %s" % (where, recorded, kind),
-                       "use kind: %s, or another location for the new keyring" % recorded)
+        raise PKIError(
+            "kind",
+            "%s holds a %s keyring, not %s" % (where, recorded, kind),
+            "use kind: %s, or another location for the new keyring" % recorded,
+        )
     ids: Dict[int, Dict[str, bytes]] = {}
     primary_flags: Dict[int, set] = {}
     for name, content in entries.items():
         match = ENTRY.match(name)
         if not match:
-            raise PKIError(field_name, "%s holds %r, which is not <id>.<part>[.primary]" % (where, name),
-                           "remove or move it; a keyring holds only its own entries (e.g. r1.key.primary)")
+            raise PKIError(
+                field_name,
+                "%s holds %r, which is not <id>.<part>[.primary]" % (where, name),
+                "remove or move it; a keyring holds only its own entries (e.g. r1.key.primary)",
+            )
         number, part, primary = int(match.group(1)), match.group(2), bool(match.group(3))
         if part not in KINDS[kind]:
-            raise PKIError(field_name, "%s: %r is not a part of a %s keyring (parts: %s)"
-                           % (where, name, kind, ", ".join(KINDS[kind])), "remove it or fix kind")
+            raise PKIError(
+                field_name,
+                "%s: %r is not a part of a %s keyring (parts: %s)" % (where, name, kind, ", ".join(KINDS[kind])),
+                "remove it or fix kind",
+            )
         if part in ids.get(number, {}):
-            raise PKIError(field_name, "%s has both r%d.%s and r%d.%s.primary" % (where, number, part, number, part),
-                           "keep exactly one of them (the .primary one if r%d is in use)" % number)
+            raise PKIError(
+                field_name,
+                "%s has both r%d.%s and r%d.%s.primary" % (where, number, part, number, part),
+                "keep exactly one of them (the .primary one if r%d is in use)" % number,
+            )
         ids.setdefault(number, {})[part] = content
         primary_flags.setdefault(number, set()).add(primary)
     for number, parts in ids.items():
         missing = [p for p in KINDS[kind] if p not in parts]
         if missing:
-            raise PKIError(field_name, "%s: r%d lacks its %s" % (where, number, ", ".join(missing)),
-                           "restore the missing part from backup, or remove every r%d entry" % number)
+            raise PKIError(
+                field_name,
+                "%s: r%d lacks its %s" % (where, number, ", ".join(missing)),
+                "restore the missing part from backup, or remove every r%d entry" % number,
+            )
         if len(primary_flags[number]) != 1:
-            raise PKIError(field_name, "%s: some parts of r%d are marked .primary and others are not"
-                           % (where, number), "mark all parts of the id in use .primary, and no others")
+            raise PKIError(
+                field_name,
+                "%s: some parts of r%d are marked .primary and others are not" % (where, number),
+                "mark all parts of the id in use .primary, and no others",
+            )
         if not parts[KINDS[kind][0]]:
-            raise PKIError(field_name, "%s: r%d.%s is empty" % (where, number, KINDS[kind][0]),
-                           "restore it from backup")
+            raise PKIError(
+                field_name, "%s: r%d.%s is empty" % (where, number, KINDS[kind][0]), "restore it from backup"
+            )
     primaries = [n for n, flags in primary_flags.items() if True in flags]
     if ids and len(primaries) != 1:
-        raise PKIError(field_name, "%s has %s primary ids (%s); exactly one must be primary"
-                       % (where, "no" if not primaries else len(primaries),
-                          ", ".join("r%d" % n for n in sorted(primaries)) or "none"),
-                       "rename the entries so that exactly the id in use ends in .primary")
+        raise PKIError(
+            field_name,
+            "%s has %s primary ids (%s); exactly one must be primary"
+            % (
+                where,
+                "no" if not primaries else len(primaries),
+                ", ".join("r%d" % n for n in sorted(primaries)) or "none",
+            ),
+            "rename the entries so that exactly the id in use ends in .primary",
+        )
     if len(ids) > 2:
-        raise PKIError(field_name, "%s holds %d ids (%s); a keyring holds at most two"
-                       % (where, len(ids), ", ".join("r%d" % n for n in sorted(ids))),
-                       "retire the ids no consumer uses any more")
+        raise PKIError(
+            field_name,
+            "%s holds %d ids (%s); a keyring holds at most two"
+            % (where, len(ids), ", ".join("r%d" % n for n in sorted(ids))),
+            "retire the ids no consumer uses any more",
+        )
     return Keyring(kind=kind, ids=ids, primary=primaries[0] if primaries else None, meta=meta)
 
 
 # ---------------------------------------------------------------- material
+
 
 def generate(kind: str, size: Optional[int], encoding: str) -> Dict[str, bytes]:
     """New material for one id."""
     if kind == "symmetric":
         size = size or 32
         if size < 16 or size > 1024:
-            raise PKIError("size", "a symmetric key of %d bytes is refused" % size,
-                           "use 16 to 1024 bytes (32 = 256 bits)")
+            raise PKIError(
+                "size", "a symmetric key of %d bytes is refused" % size, "use 16 to 1024 bytes (32 = 256 bits)"
+            )
         raw = os.urandom(size)
         if encoding == "base64":
             raw = base64.b64encode(raw) + b"\n"
@@ -164,6 +197,7 @@ def generate(kind: str, size: Optional[int], encoding: str) -> Dict[str, bytes]:
     # key pairs: imported here so symmetric keys and passwords need no cryptography
     from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # pylint: disable=import-outside-toplevel
+
     if kind == "ec":
         curves = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
         if (size or 256) not in curves:
@@ -178,14 +212,15 @@ def generate(kind: str, size: Optional[int], encoding: str) -> Dict[str, bytes]:
         if size:
             raise PKIError("size", "ed25519 keys have no size", "remove size")
         key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return {"private": private, "public": public}
 
 
 # ------------------------------------------------------------------ stages
+
 
 @dataclass
 class Gates:
@@ -247,12 +282,16 @@ def _with_stage(ring: Keyring, stage: str, now: datetime.datetime, step: Step) -
 def _refresh_meta(ring: Keyring, now: datetime.datetime) -> Keyring:
     """Metadata that disagrees with the entries (lost, stale, edited) restarts the current stage's clock."""
     stage = ring.stage
-    if ring.meta.get("stage") == stage and (ring.meta.get("stage_times") or {}).get(stage) \
-            and ring.meta.get("primary") == ("r%d" % ring.primary if ring.primary else None):
+    if (
+        ring.meta.get("stage") == stage
+        and (ring.meta.get("stage_times") or {}).get(stage)
+        and ring.meta.get("primary") == ("r%d" % ring.primary if ring.primary else None)
+    ):
         return ring
     meta = dict(ring.meta)
-    meta.update(version=META_VERSION, kind=ring.kind, stage=stage,
-                primary="r%d" % ring.primary if ring.primary else None)
+    meta.update(
+        version=META_VERSION, kind=ring.kind, stage=stage, primary="r%d" % ring.primary if ring.primary else None
+    )
     times = dict(meta.get("stage_times") or {})
     times[stage] = isoformat(now)
     meta["stage_times"] = times
@@ -266,8 +305,11 @@ def create(ring: Keyring, material: Dict[str, bytes], now: datetime.datetime) ->
 
 def add(ring: Keyring, material: Dict[str, bytes], now: datetime.datetime) -> Tuple[Keyring, Step]:
     if ring.stage != "single":
-        raise PKIError("state", "cannot add a key in stage %s (%s)" % (ring.stage, ", ".join(ring.names())),
-                       "finish the rotation in progress first (state: promoted, then retired)")
+        raise PKIError(
+            "state",
+            "cannot add a key in stage %s (%s)" % (ring.stage, ", ".join(ring.names())),
+            "finish the rotation in progress first (state: promoted, then retired)",
+        )
     number = max(ring.ids) + 1
     ids = dict(ring.ids)
     ids[number] = material
@@ -278,41 +320,64 @@ def add(ring: Keyring, material: Dict[str, bytes], now: datetime.datetime) -> Tu
 def promote(ring: Keyring, gates: Gates, now: datetime.datetime, force: bool = False) -> Tuple[Keyring, Step]:
     if ring.stage != "added":
         if ring.stage == "single":
-            raise PKIError("state", "there is no pending key to promote (only r%d, already primary)" % ring.primary,
-                           "add a key first (state: added), or use state: rotated")
+            raise PKIError(
+                "state",
+                "there is no pending key to promote (only r%d, already primary)" % ring.primary,
+                "add a key first (state: added), or use state: rotated",
+            )
         raise PKIError("state", "cannot promote in stage %s" % ring.stage, "use state: rotated")
     since = stage_time(ring, "added", now)
     due = since + gates.promote_after
     if now < due and not force:
-        raise PKIError("promote_after", "r%d was added at %s; promotion is allowed from %s (in %s)"
-                       % (ring.pending, isoformat(since), isoformat(due), format_duration(due - now)),
-                       "wait until then so every consumer has the new key, or set force: true")
+        raise PKIError(
+            "promote_after",
+            "r%d was added at %s; promotion is allowed from %s (in %s)"
+            % (ring.pending, isoformat(since), isoformat(due), format_duration(due - now)),
+            "wait until then so every consumer has the new key, or set force: true",
+        )
     new = ring.pending
     step = Step("promote", "r%d" % new, isoformat(now))
     return _with_stage(Keyring(ring.kind, ring.ids, new, ring.meta), "promoted", now, step), step
 
 
-def retire(ring: Keyring, gates: Gates, now: datetime.datetime, force: bool = False,
-           key_id: Optional[str] = None) -> Tuple[Keyring, Step]:
+def retire(
+    ring: Keyring, gates: Gates, now: datetime.datetime, force: bool = False, key_id: Optional[str] = None
+) -> Tuple[Keyring, Step]:
     if key_id is not None and ring.primary and key_id == "r%d" % ring.primary:
-        raise PKIError("retire_id", "%s is the primary key%s; retiring it would leave nothing to use"
-                       % (key_id, " and the only one" if len(ring.ids) == 1 else ""),
-                       "rotate first (state: added, promoted), then retire the old id")
+        raise PKIError(
+            "retire_id",
+            "%s is the primary key%s; retiring it would leave nothing to use"
+            % (key_id, " and the only one" if len(ring.ids) == 1 else ""),
+            "rotate first (state: added, promoted), then retire the old id",
+        )
     if ring.stage != "promoted":
         if ring.stage == "added":
-            raise PKIError("state", "r%d is still primary and r%d is not yet promoted; nothing can be retired"
-                           % (ring.primary, ring.pending), "promote first (state: promoted)")
-        raise PKIError("state", "there is no old key to retire (only r%d)" % ring.primary,
-                       "nothing to do; start a rotation with state: added")
+            raise PKIError(
+                "state",
+                "r%d is still primary and r%d is not yet promoted; nothing can be retired"
+                % (ring.primary, ring.pending),
+                "promote first (state: promoted)",
+            )
+        raise PKIError(
+            "state",
+            "there is no old key to retire (only r%d)" % ring.primary,
+            "nothing to do; start a rotation with state: added",
+        )
     if key_id is not None and key_id != "r%d" % ring.previous:
-        raise PKIError("retire_id", "%s is not in this keyring (%s)" % (key_id, ", ".join(ring.names())),
-                       "give r%d, the previous key" % ring.previous)
+        raise PKIError(
+            "retire_id",
+            "%s is not in this keyring (%s)" % (key_id, ", ".join(ring.names())),
+            "give r%d, the previous key" % ring.previous,
+        )
     since = stage_time(ring, "promoted", now)
     due = since + gates.retire_after
     if now < due and not force:
-        raise PKIError("retire_after", "r%d was promoted at %s; r%d may be retired from %s (in %s)"
-                       % (ring.primary, isoformat(since), ring.previous, isoformat(due), format_duration(due - now)),
-                       "wait until everything made with the old key has expired, or set force: true")
+        raise PKIError(
+            "retire_after",
+            "r%d was promoted at %s; r%d may be retired from %s (in %s)"
+            % (ring.primary, isoformat(since), ring.previous, isoformat(due), format_duration(due - now)),
+            "wait until everything made with the old key has expired, or set force: true",
+        )
     old = ring.previous
     ids = {n: parts for n, parts in ring.ids.items() if n != old}
     step = Step("retire", "r%d" % old, isoformat(now))
@@ -332,8 +397,15 @@ def next_due(ring: Keyring, gates: Gates, now: datetime.datetime) -> Tuple[Optio
     return None, None
 
 
-def plan(ring: Keyring, state: str, gates: Gates, now: datetime.datetime, make, force: bool = False,
-         retire_id: Optional[str] = None) -> Plan:
+def plan(
+    ring: Keyring,
+    state: str,
+    gates: Gates,
+    now: datetime.datetime,
+    make,
+    force: bool = False,
+    retire_id: Optional[str] = None,
+) -> Plan:
     """Apply a requested state. `make()` returns new material; it is called only when a key is created."""
     before = ring
     ring = _refresh_meta(ring, now) if ring.ids else ring
@@ -386,6 +458,11 @@ def plan(ring: Keyring, state: str, gates: Gates, now: datetime.datetime, make, 
 
 def describe(ring: Keyring) -> Dict:
     """What results and reports show: never the material."""
-    return {"kind": ring.kind, "stage": ring.stage, "primary": "r%d" % ring.primary if ring.primary else None,
-            "ids": ["r%d" % n for n in sorted(ring.ids)], "entries": ring.names(),
-            "stage_since": (ring.meta.get("stage_times") or {}).get(ring.meta.get("stage") or "")}
+    return {
+        "kind": ring.kind,
+        "stage": ring.stage,
+        "primary": "r%d" % ring.primary if ring.primary else None,
+        "ids": ["r%d" % n for n in sorted(ring.ids)],
+        "entries": ring.names(),
+        "stage_since": (ring.meta.get("stage_times") or {}).get(ring.meta.get("stage") or ""),
+    }

@@ -10,6 +10,7 @@ that no consumer may use yet) by the next run, so no state ever has a
 half-written key in use. Dot files (the metadata, temp files) are not
 entries; consumers skip them too.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,16 @@ import stat
 from typing import Dict, Optional, Tuple
 
 from .errors import PKIError
-from .files import (FileSpec, apply_attributes, atomic_write, check_directory_safe, ensure_directory, fsync_dir,
-                    read_bytes, remove_quietly)
+from .files import (
+    FileSpec,
+    apply_attributes,
+    atomic_write,
+    check_directory_safe,
+    ensure_directory,
+    fsync_dir,
+    read_bytes,
+    remove_quietly,
+)
 from .keyring import SECRET_PARTS, ENTRY, Keyring, Plan
 
 META = ".keyring.json"
@@ -78,10 +87,12 @@ def _journal(meta: Dict, path: str) -> Optional[Dict]:
         names.append(None)
     bad = [n for n in names if not isinstance(n, str) or not ENTRY.match(n)]
     if bad:
-        raise PKIError("path", "the unfinished transition in %s names %r, which is not an entry of this keyring"
-                       % (os.path.join(path, META), bad[0]),
-                       "someone edited the record: check the directory, then remove the transition from %s by hand"
-                       % META)
+        raise PKIError(
+            "path",
+            "the unfinished transition in %s names %r, which is not an entry of this keyring"
+            % (os.path.join(path, META), bad[0]),
+            "someone edited the record: check the directory, then remove the transition from %s by hand" % META,
+        )
     return journal
 
 
@@ -108,8 +119,9 @@ def recover(path: str) -> Optional[str]:
 
 
 def _write_meta(path: str, meta: Dict) -> None:
-    atomic_write(FileSpec(os.path.join(path, META), 0o644),
-                 (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(
+        FileSpec(os.path.join(path, META), 0o644), (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+    )
 
 
 def mode_for(part: str, key_mode: int, public_mode: int) -> int:
@@ -163,8 +175,15 @@ def apply(path: str, plan: Plan, key_mode: int, public_mode: int, uid: int = -1,
     before = plan.before
     for step, after in zip(plan.steps, plan.states):
         writes, renames, removes = _transition(before, after)
-        journal = {"action": step.action, "id": step.id, "write": sorted(writes), "rename": renames,
-                   "remove": removes, "meta_before": before.meta, "meta_after": after.meta}
+        journal = {
+            "action": step.action,
+            "id": step.id,
+            "write": sorted(writes),
+            "rename": renames,
+            "remove": removes,
+            "meta_before": before.meta,
+            "meta_after": after.meta,
+        }
         _write_meta(path, dict(before.meta, transition=journal))
         for name, content in writes.items():
             part = ENTRY.match(name).group(2)
@@ -180,5 +199,7 @@ def apply(path: str, plan: Plan, key_mode: int, public_mode: int, uid: int = -1,
         _write_meta(path, plan.after.meta)
     for name in plan.after.names():
         part = ENTRY.match(name).group(2)
-        apply_attributes(os.path.join(path, name), FileSpec(os.path.join(path, name),
-                                                            mode_for(part, key_mode, public_mode), uid, gid))
+        apply_attributes(
+            os.path.join(path, name),
+            FileSpec(os.path.join(path, name), mode_for(part, key_mode, public_mode), uid, gid),
+        )

@@ -5,6 +5,7 @@
 Which keys are allowed is decided in keyspec.py; nothing weaker is ever
 generated or accepted.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -12,7 +13,7 @@ from typing import Optional
 try:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-except ImportError:  # modules report it through module_support.require_cryptography()
+except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
 from .errors import PKIError
@@ -46,8 +47,11 @@ def check_public_key_strength(public_key, field: str) -> None:
     try:
         validate_key_spec(spec, field)
     except PKIError as exc:
-        raise PKIError(field, "key %s is not acceptable (%s)" % (spec.describe(), exc.problem),
-                       "use an EC P-256/P-384, RSA 2048-4096 or Ed25519 key") from None
+        raise PKIError(
+            field,
+            "key %s is not acceptable (%s)" % (spec.describe(), exc.problem),
+            "use an EC P-256/P-384, RSA 2048-4096 or Ed25519 key",
+        ) from None
 
 
 def pem_damage(data: bytes) -> Optional[str]:
@@ -69,10 +73,13 @@ def pem_damage(data: bytes) -> Optional[str]:
     length, offset = der[1], 2
     if length & 0x80:
         count = length & 0x7F
-        length, offset = int.from_bytes(der[2:2 + count], "big"), 2 + count
+        offset = 2 + count
+        length = int.from_bytes(der[2:offset], "big")
     if offset + length != len(der):
         return "its content is %d bytes where its header announces %d (truncated or damaged)" % (
-            len(der), offset + length)
+            len(der),
+            offset + length,
+        )
     return None
 
 
@@ -81,31 +88,50 @@ def load_private_key(data: bytes, passphrase: Optional[str], field: str):
     password = passphrase.encode("utf-8") if passphrase else None
     damage = pem_damage(data)
     if damage:
-        raise PKIError(field, "the file is not a readable PEM private key: %s" % damage,
-                       "restore the key from backup, or remove the file to have a new key generated")
+        raise PKIError(
+            field,
+            "the file is not a readable PEM private key: %s" % damage,
+            "restore the key from backup, or remove the file to have a new key generated",
+        )
     try:
         return serialization.load_pem_private_key(data, password=password)
     except TypeError as exc:
         text = str(exc)
         if "not encrypted" in text:
-            raise PKIError(field, "the key is not encrypted but a passphrase was given",
-                           "remove the passphrase option, or re-encrypt the key") from None
-        raise PKIError(field, "the key is encrypted and no passphrase was given",
-                       "set the passphrase option for this key") from None
+            raise PKIError(
+                field,
+                "the key is not encrypted but a passphrase was given",
+                "remove the passphrase option, or re-encrypt the key",
+            ) from None
+        raise PKIError(
+            field, "the key is encrypted and no passphrase was given", "set the passphrase option for this key"
+        ) from None
     except ValueError as exc:
         if password is not None and b"ENCRYPTED" in data[:64]:
-            raise PKIError(field, "the passphrase does not decrypt the key (wrong passphrase?)",
-                           "supply the passphrase the key was created with") from None
-        raise PKIError(field, "the file is not a readable PEM private key (%s)" % (exc,),
-                       "restore the key from backup, or remove the file to have a new key generated") from None
+            raise PKIError(
+                field,
+                "the passphrase does not decrypt the key (wrong passphrase?)",
+                "supply the passphrase the key was created with",
+            ) from None
+        raise PKIError(
+            field,
+            "the file is not a readable PEM private key (%s)" % (exc,),
+            "restore the key from backup, or remove the file to have a new key generated",
+        ) from None
     except Exception as exc:  # cryptography raises library-specific errors for garbage input
-        raise PKIError(field, "the file is not a readable PEM private key (%s)" % (exc,),
-                       "restore the key from backup, or remove the file to have a new key generated") from None
+        raise PKIError(
+            field,
+            "the file is not a readable PEM private key (%s)" % (exc,),
+            "restore the key from backup, or remove the file to have a new key generated",
+        ) from None
 
 
 def private_key_pem(key, passphrase: Optional[str] = None) -> bytes:
-    encryption = (serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
-                  if passphrase else serialization.NoEncryption())
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
+        if passphrase
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 

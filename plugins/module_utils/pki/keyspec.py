@@ -4,6 +4,7 @@
 
 Standard library only, so options can be checked before ``cryptography`` is imported.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,15 +42,24 @@ def validate_key_spec(spec: KeySpec, field: str = "key_type") -> KeySpec:
         raise PKIError(field, "unknown key type %r" % (spec.type,), "use one of %s" % ", ".join(KEY_TYPES))
     size = spec.effective_size
     if spec.type == "ec" and size not in EC_SIZES:
-        raise PKIError(size_field, "EC keys come in sizes 256 (P-256) and 384 (P-384), not %r" % (spec.size,),
-                       "set %s to 256 or 384" % size_field)
+        raise PKIError(
+            size_field,
+            "EC keys come in sizes 256 (P-256) and 384 (P-384), not %r" % (spec.size,),
+            "set %s to 256 or 384" % size_field,
+        )
     if spec.type == "rsa":
         if size is None or size < RSA_MIN:
-            raise PKIError(size_field, "RSA %s is below the minimum of %d bits" % (size, RSA_MIN),
-                           "set %s to 2048, 3072 or 4096, or use key_type ec" % size_field)
+            raise PKIError(
+                size_field,
+                "RSA %s is below the minimum of %d bits" % (size, RSA_MIN),
+                "set %s to 2048, 3072 or 4096, or use key_type ec" % size_field,
+            )
         if size > RSA_MAX or size % 256:
-            raise PKIError(size_field, "RSA keys must be a multiple of 256 bits between %d and %d, not %s"
-                           % (RSA_MIN, RSA_MAX, size), "set %s to 2048, 3072 or 4096" % size_field)
+            raise PKIError(
+                size_field,
+                "RSA keys must be a multiple of 256 bits between %d and %d, not %s" % (RSA_MIN, RSA_MAX, size),
+                "set %s to 2048, 3072 or 4096" % size_field,
+            )
     if spec.type == "ed25519" and spec.size not in (None, 255, 256):
         raise PKIError(size_field, "Ed25519 keys have a fixed size", "leave %s unset" % size_field)
     return KeySpec(spec.type, size)

@@ -13,6 +13,7 @@ A CA kept in a Kubernetes Secret has the same lines under the Secret's
 ``ledger.jsonl`` key; ``parse`` and ``appended`` work on those bytes, and the
 Secret's resourceVersion takes the place of the lock (k8s/ca_secret.py).
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -16,6 +16,7 @@ Two stages, so a run with nothing due is one round trip:
              key and the approved identity, then replace key, certificate,
              chain and keystore, each atomically.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -27,7 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-except ImportError:  # modules report it through module_support.require_cryptography()
+except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
 from . import files as fs
@@ -38,8 +39,15 @@ from .errors import PKIError
 from .formats import keystore, keystore_matches, truststore_fingerprints
 from .identity import Identity, build_identity, identity_of_certificate, requested_names
 from .inspection import renewal_reasons
-from .keys import (KeySpec, generate_private_key, load_private_key, private_key_pem, public_key_der, spec_of_key,
-                   validate_key_spec)
+from .keys import (
+    KeySpec,
+    generate_private_key,
+    load_private_key,
+    private_key_pem,
+    public_key_der,
+    spec_of_key,
+    validate_key_spec,
+)
 from .timeutil import isoformat, not_valid_after
 
 REGENERATE_KEY = ("on_renewal", "never")
@@ -78,8 +86,9 @@ class NodeRequest:
         self.key_spec = validate_key_spec(self.key_spec)
         fs.check_key_mode(self.key.mode, self.allow_group_readable_key)
         if self.regenerate_key not in REGENERATE_KEY:
-            raise PKIError("regenerate_key", "unknown value %r" % self.regenerate_key,
-                           "use one of %s" % ", ".join(REGENERATE_KEY))
+            raise PKIError(
+                "regenerate_key", "unknown value %r" % self.regenerate_key, "use one of %s" % ", ".join(REGENERATE_KEY)
+            )
         self.issuers = load_certificates(self.issuer_pem, "issuer")
         if not self.issuers:
             raise PKIError("issuer", "no issuing CA certificate given", "pass the CA certificate PEM")
@@ -112,9 +121,16 @@ class NodeResult:
     pending_created: bool = False
 
     def as_dict(self) -> Dict:
-        out = {"changed": self.changed, "reasons": self.reasons, "identity": self.identity,
-               "written": self.written, "backups": self.backups, "certificate": self.certificate,
-               "discovered": self.discovered, "pending_created": self.pending_created}
+        out = {
+            "changed": self.changed,
+            "reasons": self.reasons,
+            "identity": self.identity,
+            "written": self.written,
+            "backups": self.backups,
+            "certificate": self.certificate,
+            "discovered": self.discovered,
+            "pending_created": self.pending_created,
+        }
         if self.csr:
             out["csr"] = self.csr
         return out
@@ -124,10 +140,13 @@ def check_owner_of_path(request: NodeRequest) -> None:
     """Two hosts configured with one directory would take turns replacing each other's key: refuse."""
     found = record.load(request.cert.path)
     if found and request.host and found.get("host") and found["host"] != request.host:
-        raise PKIError("path", "%s holds the certificate of inventory host %s; %s is configured with the same "
-                       "path" % (os.path.dirname(request.cert.path), found["host"], request.host),
-                       "give each host its own path (e.g. include {{ inventory_hostname }}), or remove %s if "
-                       "this host really took the directory over" % record.record_path(request.cert.path))
+        raise PKIError(
+            "path",
+            "%s holds the certificate of inventory host %s; %s is configured with the same "
+            "path" % (os.path.dirname(request.cert.path), found["host"], request.host),
+            "give each host its own path (e.g. include {{ inventory_hostname }}), or remove %s if "
+            "this host really took the directory over" % record.record_path(request.cert.path),
+        )
 
 
 def desired_identity(request: NodeRequest, result: NodeResult) -> Identity:
@@ -158,20 +177,42 @@ def _cert_info(cert: Optional[x509.Certificate]) -> Dict:
     if cert is None:
         return {}
     ident = identity_of_certificate(cert)
-    return {"names": ident.names(), "issuer": cert.issuer.rfc4514_string(), "serial": "%x" % cert.serial_number,
-            "not_after": isoformat(not_valid_after(cert)), "fingerprint": fingerprint(cert)}
+    return {
+        "names": ident.names(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": "%x" % cert.serial_number,
+        "not_after": isoformat(not_valid_after(cert)),
+        "fingerprint": fingerprint(cert),
+    }
 
 
-def _write_record(request: NodeRequest, cert: x509.Certificate, identity: Identity, cert_data: bytes,
-                  key_data: bytes, chain_data: Optional[bytes]) -> None:
+def _write_record(
+    request: NodeRequest,
+    cert: x509.Certificate,
+    identity: Identity,
+    cert_data: bytes,
+    key_data: bytes,
+    chain_data: Optional[bytes],
+) -> None:
     """Remember what was checked or installed, so the next run can skip X.509 parsing (see record.py)."""
     info = _cert_info(cert)
-    data = record.build(cert_path=request.cert.path, cert_data=cert_data, key_data=key_data,
-                        chain_data=chain_data if request.chain else None, issuer_pem=request.issuer_pem,
-                        names=identity.names(), usages=request.usages, key=request.key_spec.describe(),
-                        not_after=info["not_after"], serial=info["serial"], fingerprint=info["fingerprint"],
-                        issuer=info["issuer"], host=request.host, key_encrypted=bool(request.key_passphrase),
-                        dir_owner=request.key.uid)
+    data = record.build(
+        cert_path=request.cert.path,
+        cert_data=cert_data,
+        key_data=key_data,
+        chain_data=chain_data if request.chain else None,
+        issuer_pem=request.issuer_pem,
+        names=identity.names(),
+        usages=request.usages,
+        key=request.key_spec.describe(),
+        not_after=info["not_after"],
+        serial=info["serial"],
+        fingerprint=info["fingerprint"],
+        issuer=info["issuer"],
+        host=request.host,
+        key_encrypted=bool(request.key_passphrase),
+        dir_owner=request.key.uid,
+    )
     spec = fs.FileSpec(record.record_path(request.cert.path), request.key.mode, request.key.uid, request.key.gid)
     encoded = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
     if fs.read_bytes(spec.path) != encoded or fs.attribute_changes(spec.path, spec):
@@ -183,9 +224,13 @@ def _issuer_chain(request: NodeRequest) -> List[x509.Certificate]:
     return [c for c in request.issuers if c.issuer != c.subject]
 
 
-def _converge_file(request: NodeRequest, result: NodeResult, spec: fs.FileSpec,
-                   data: Union[bytes, Callable[[], bytes]],
-                   same: Optional[Callable[[Optional[bytes]], bool]] = None) -> None:
+def _converge_file(
+    request: NodeRequest,
+    result: NodeResult,
+    spec: fs.FileSpec,
+    data: Union[bytes, Callable[[], bytes]],
+    same: Optional[Callable[[Optional[bytes]], bool]] = None,
+) -> None:
     """Write ``data`` (or what it returns) if content differs, else only fix mode/owner.
 
     ``same`` compares semantically where bytes differ on every write (PKCS#12 salts).
@@ -231,12 +276,23 @@ def prepare(request: NodeRequest) -> NodeResult:
         _converge_file(request, result, request.bundle, request.bundle_pem.encode("ascii"))
     if request.truststore is not None and request.truststore_der is not None:
         want = sorted(fingerprint(c) for c in load_certificates(request.bundle_pem, "bundle"))
-        _converge_file(request, result, request.truststore, request.truststore_der,
-                       same=lambda data: truststore_fingerprints(data, request.pkcs12_passphrase or "") == want)
+        _converge_file(
+            request,
+            result,
+            request.truststore,
+            request.truststore_der,
+            same=lambda data: truststore_fingerprints(data, request.pkcs12_passphrase or "") == want,
+        )
 
-    reasons = renewal_reasons(cert, private_key=key, identity=identity, issuers=request.issuers[:1],
-                              renew_before=request.renew_before, key_spec=request.key_spec,
-                              usages=request.usages)
+    reasons = renewal_reasons(
+        cert,
+        private_key=key,
+        identity=identity,
+        issuers=request.issuers[:1],
+        renew_before=request.renew_before,
+        key_spec=request.key_spec,
+        usages=request.usages,
+    )
     if cert is not None and key is None:
         reasons.append("private key missing")
     if cert is not None and "%x" % cert.serial_number in request.revoked_serials:
@@ -260,9 +316,13 @@ def prepare(request: NodeRequest) -> NodeResult:
                     fs.apply_attributes(spec.path, spec)
         if request.keystore is not None:
             passphrase = request.pkcs12_passphrase or ""
-            _converge_file(request, result, request.keystore,
-                           lambda: keystore(key, cert, chain[1:], passphrase, request.keystore_alias),
-                           same=lambda data: keystore_matches(data, passphrase, key, cert, chain[1:]))
+            _converge_file(
+                request,
+                result,
+                request.keystore,
+                lambda: keystore(key, cert, chain[1:], passphrase, request.keystore_alias),
+                same=lambda data: keystore_matches(data, passphrase, key, cert, chain[1:]),
+            )
         if not request.check_mode:
             _write_record(request, cert, identity, cert_data, key_data, chain_data)
         return result
@@ -278,8 +338,11 @@ def prepare(request: NodeRequest) -> NodeResult:
 
 def _key_for_csr(request: NodeRequest, current_key, reasons: List[str]) -> Tuple[object, bool]:
     """(key to put in the CSR, whether a new pending key file was written for it)."""
-    keep = (request.regenerate_key == "never" and current_key is not None
-            and not any(r.startswith(("key algorithm changed", "private key does not match")) for r in reasons))
+    keep = (
+        request.regenerate_key == "never"
+        and current_key is not None
+        and not any(r.startswith(("key algorithm changed", "private key does not match")) for r in reasons)
+    )
     if keep:
         return current_key, False
     pending = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")[0]
@@ -309,11 +372,17 @@ def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
     identity = build_identity(request.names, "names", request.allow_wildcard)
     result.identity = identity.names()
     if identity_of_certificate(cert) != identity:
-        raise PKIError("certificate", "the signed certificate names %s, expected %s"
-                       % (identity_of_certificate(cert).names(), identity.names()), "re-run the task")
+        raise PKIError(
+            "certificate",
+            "the signed certificate names %s, expected %s" % (identity_of_certificate(cert).names(), identity.names()),
+            "re-run the task",
+        )
     if not verify_signed_by(cert, request.issuers[0]):
-        raise PKIError("certificate", "the certificate is not signed by the expected CA %s"
-                       % request.issuers[0].subject.rfc4514_string(), "re-run the task")
+        raise PKIError(
+            "certificate",
+            "the certificate is not signed by the expected CA %s" % request.issuers[0].subject.rfc4514_string(),
+            "re-run the task",
+        )
     cert_public = public_key_der(cert.public_key())
     pending, pending_data = _load_key_file(request.pending_key_path, request.key_passphrase, "key_path (.pending)")
     current, current_data = _load_key_file(request.key.path, request.key_passphrase, "key_path")
@@ -322,8 +391,11 @@ def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
     elif current is not None and public_key_der(current) == cert_public:
         key, key_data, promote = current, current_data, False
     else:
-        raise PKIError("certificate", "the signed certificate matches neither the node's key nor its pending key",
-                       "re-run the task; a new CSR will be made")
+        raise PKIError(
+            "certificate",
+            "the signed certificate matches neither the node's key nor its pending key",
+            "re-run the task; a new CSR will be made",
+        )
     before = _cert_info(_load_cert_file(request.cert.path)[0])
     chain = [cert] + _issuer_chain(request)
     cert_data, chain_data = certificate_pem(cert).encode("ascii"), pem_of(chain).encode("ascii")

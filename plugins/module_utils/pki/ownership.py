@@ -10,6 +10,7 @@ host's certificates revoked, e.g. decommissioned, or expired) or shared by confi
 the ledger and revocation record as they are at that moment, so two runs cannot both take a
 name. Standard library only.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -61,8 +62,14 @@ def holders(entries: Iterable[Dict], revoked: Set[str], now: datetime.datetime) 
     return out
 
 
-def conflicts(ledger_bytes: bytes, revoked_json: Optional[bytes], host: str, names: Sequence[str],
-              shared: Sequence[str], now: datetime.datetime) -> List[str]:
+def conflicts(
+    ledger_bytes: bytes,
+    revoked_json: Optional[bytes],
+    host: str,
+    names: Sequence[str],
+    shared: Sequence[str],
+    now: datetime.datetime,
+) -> List[str]:
     """'<name> (held by <host>)' for every name of ``names`` another live host holds."""
     held = holders(ledger.parse(ledger_bytes or b"")[0], _revoked(revoked_json), now)
     out = []
@@ -75,15 +82,25 @@ def conflicts(ledger_bytes: bytes, revoked_json: Optional[bytes], host: str, nam
     return out
 
 
-def check_free(ledger_bytes: bytes, revoked_json: Optional[bytes], host: str, names: Sequence[str],
-               shared: Sequence[str], now: datetime.datetime, where: str) -> None:
+def check_free(
+    ledger_bytes: bytes,
+    revoked_json: Optional[bytes],
+    host: str,
+    names: Sequence[str],
+    shared: Sequence[str],
+    now: datetime.datetime,
+    where: str,
+) -> None:
     """Refuse (PKIError) when another live host holds one of ``names``."""
     taken = conflicts(ledger_bytes, revoked_json, host, names, shared, now)
     if taken:
-        raise PKIError("names", "%s may not be signed a certificate for names that other hosts hold in the ledger "
-                       "of %s: %s" % (host or "this request", where, "; ".join(taken)),
-                       "a name belongs to one live host: decommission (revoke) the other host first, drop the "
-                       "name, or list it in shared_names if every host may carry it (e.g. a service VIP)")
+        raise PKIError(
+            "names",
+            "%s may not be signed a certificate for names that other hosts hold in the ledger "
+            "of %s: %s" % (host or "this request", where, "; ".join(taken)),
+            "a name belongs to one live host: decommission (revoke) the other host first, drop the "
+            "name, or list it in shared_names if every host may carry it (e.g. a service VIP)",
+        )
 
 
 def names_of_host(entries: Iterable[Dict], host: str, revoked: Set[str], now: datetime.datetime) -> Set[str]:

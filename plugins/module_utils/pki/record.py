@@ -18,6 +18,7 @@ they replace is not owned by the module's user, so a forged record (say a foreig
 certificate with a record edited to match) is never believed: the full check runs and finds
 the foreign issuer.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -83,19 +84,45 @@ def _mac(key: bytes, data: Dict) -> str:
     return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def build(*, cert_path: str, cert_data: bytes, key_data: bytes, chain_data: Optional[bytes], issuer_pem: str,
-          names: Sequence[str], usages: Sequence[str], key: str, not_after: str, serial: str, fingerprint: str,
-          issuer: str, host: str = "", key_encrypted: bool = False, dir_owner: int = -1) -> Dict:
+def build(
+    *,
+    cert_path: str,
+    cert_data: bytes,
+    key_data: bytes,
+    chain_data: Optional[bytes],
+    issuer_pem: str,
+    names: Sequence[str],
+    usages: Sequence[str],
+    key: str,
+    not_after: str,
+    serial: str,
+    fingerprint: str,
+    issuer: str,
+    host: str = "",
+    key_encrypted: bool = False,
+    dir_owner: int = -1,
+) -> Dict:
     """The record of what was checked or installed, authenticated with the directory's record key.
 
     The hashes are of the bytes that were checked (or written), never of whatever is on disk by the
     time the record is written: a file swapped in between does not get a record.
     """
-    data = {"format": FORMAT, "cert_sha256": sha256_bytes(cert_data), "key_sha256": sha256_bytes(key_data),
-            "chain_sha256": sha256_bytes(chain_data) if chain_data is not None else None,
-            "issuer_sha256": issuer_digest(issuer_pem), "names": list(names), "usages": sorted(usages),
-            "key": key, "not_after": not_after, "serial": serial, "fingerprint": fingerprint, "issuer": issuer,
-            "host": host, "key_encrypted": bool(key_encrypted)}
+    data = {
+        "format": FORMAT,
+        "cert_sha256": sha256_bytes(cert_data),
+        "key_sha256": sha256_bytes(key_data),
+        "chain_sha256": sha256_bytes(chain_data) if chain_data is not None else None,
+        "issuer_sha256": issuer_digest(issuer_pem),
+        "names": list(names),
+        "usages": sorted(usages),
+        "key": key,
+        "not_after": not_after,
+        "serial": serial,
+        "fingerprint": fingerprint,
+        "issuer": issuer,
+        "host": host,
+        "key_encrypted": bool(key_encrypted),
+    }
     data["mac"] = _mac(mac_key(cert_path, create=True, dir_owner=dir_owner) or b"", data)
     return data
 
@@ -120,15 +147,34 @@ def _attributes_ok(path: str, mode: int, uid: int, gid: int) -> bool:
         st = os.lstat(path)
     except OSError:
         return False
-    return (stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode and (uid == -1 or st.st_uid == uid)
-            and (gid == -1 or st.st_gid == gid))
+    return (
+        stat.S_ISREG(st.st_mode)
+        and stat.S_IMODE(st.st_mode) == mode
+        and (uid == -1 or st.st_uid == uid)
+        and (gid == -1 or st.st_gid == gid)
+    )
 
 
-def still_valid(record: Optional[Dict], *, cert_path: str, key_path: str, chain_path: Optional[str],
-                bundle_path: Optional[str], bundle_pem: str, issuer_pem: str, names: Sequence[str],
-                usages: Sequence[str], key: str, renew_before: datetime.timedelta,
-                modes: Dict[str, int], uid: int, gid: int, now: datetime.datetime, host: str = "",
-                key_encrypted: bool = False) -> bool:
+def still_valid(
+    record: Optional[Dict],
+    *,
+    cert_path: str,
+    key_path: str,
+    chain_path: Optional[str],
+    bundle_path: Optional[str],
+    bundle_pem: str,
+    issuer_pem: str,
+    names: Sequence[str],
+    usages: Sequence[str],
+    key: str,
+    renew_before: datetime.timedelta,
+    modes: Dict[str, int],
+    uid: int,
+    gid: int,
+    now: datetime.datetime,
+    host: str = "",
+    key_encrypted: bool = False,
+) -> bool:
     """True only if the (authenticated) record says the files are exactly what was installed and nothing is due."""
     if not record:
         return False
@@ -140,8 +186,12 @@ def still_valid(record: Optional[Dict], *, cert_path: str, key_path: str, chain_
         return False
     if not_after - now <= renew_before:
         return False
-    if (record.get("names") != list(names) or record.get("usages") != sorted(usages) or record.get("key") != key
-            or record.get("issuer_sha256") != issuer_digest(issuer_pem)):
+    if (
+        record.get("names") != list(names)
+        or record.get("usages") != sorted(usages)
+        or record.get("key") != key
+        or record.get("issuer_sha256") != issuer_digest(issuer_pem)
+    ):
         return False
     if sha256_file(cert_path) != record.get("cert_sha256") or sha256_file(key_path) != record.get("key_sha256"):
         return False

@@ -17,6 +17,7 @@ higher number: CRL numbers only ever grow. Certificates are chosen from the ledg
 signatures (by inventory host or by serial), so an operator never has to find serials by hand.
 The CA key is used here and nowhere else; it never leaves the CA host.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -27,7 +28,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 try:
     from cryptography import x509
-except ImportError:  # modules report it through module_support.require_cryptography()
+except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
 from . import files as fs
@@ -41,8 +42,14 @@ STATE = "revoked.json"
 CRL = "crl.pem"
 FORMAT = 1
 # RFC 5280 reason codes a decommissioning operator would pick; "unspecified" is written as no reason code.
-REASONS = ("unspecified", "key_compromise", "affiliation_changed", "superseded", "cessation_of_operation",
-           "privilege_withdrawn")
+REASONS = (
+    "unspecified",
+    "key_compromise",
+    "affiliation_changed",
+    "superseded",
+    "cessation_of_operation",
+    "privilege_withdrawn",
+)
 
 
 def normalize_serial(value, field_name: str = "serials") -> str:
@@ -53,8 +60,11 @@ def normalize_serial(value, field_name: str = "serials") -> str:
     try:
         number = int(text, 16)
     except ValueError:
-        raise PKIError(field_name, "%r is not a hexadecimal serial number" % (value,),
-                       "give the serial as certificate_info reports it, e.g. 5f3a09c1...") from None
+        raise PKIError(
+            field_name,
+            "%r is not a hexadecimal serial number" % (value,),
+            "give the serial as certificate_info reports it, e.g. 5f3a09c1...",
+        ) from None
     if number <= 0:
         raise PKIError(field_name, "%r is not a certificate serial number" % (value,), "serials are positive")
     return format(number, "x")
@@ -74,8 +84,11 @@ def state_of(data: Optional[bytes], where: str, field_name: str = "ca_path") -> 
             raise ValueError("format")
         int(state["crl_number"])
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise PKIError(field_name, "%s of %s is not a revocation record this collection wrote" % (STATE, where),
-                       "restore it from backup; never edit it by hand") from None
+        raise PKIError(
+            field_name,
+            "%s of %s is not a revocation record this collection wrote" % (STATE, where),
+            "restore it from backup; never edit it by hand",
+        ) from None
     return state
 
 
@@ -106,8 +119,15 @@ class RevocationPlan:
         return bool(self.newly_revoked or self.crl_reasons)
 
 
-def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Iterable[str], allow_unlisted: bool,
-            now: datetime.datetime, where: str, already_revoked: Sequence[Dict] = ()) -> List[Dict]:
+def _select(
+    ledger_entries: Sequence[Dict],
+    hosts: Iterable[str],
+    serials: Iterable[str],
+    allow_unlisted: bool,
+    now: datetime.datetime,
+    where: str,
+    already_revoked: Sequence[Dict] = (),
+) -> List[Dict]:
     """Ledger entries (or bare serials) to revoke; unknown hosts and serials are errors, not no-ops."""
     chosen: Dict[str, Dict] = {}
     by_serial = {}
@@ -119,9 +139,12 @@ def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Itera
         entries = [e for e in ledger_entries if e.get("host") == host]
         if not entries:
             known = sorted({e.get("host") for e in ledger_entries if e.get("host")})
-            raise PKIError("hosts", "the ledger of %s lists no certificate for host %r" % (where, host),
-                           "use the inventory name the certificate was issued to (the ledger knows: %s)"
-                           % (", ".join(known[:20]) or "no hosts yet"))
+            raise PKIError(
+                "hosts",
+                "the ledger of %s lists no certificate for host %r" % (where, host),
+                "use the inventory name the certificate was issued to (the ledger knows: %s)"
+                % (", ".join(known[:20]) or "no hosts yet"),
+            )
         # every live certificate naming the host goes too, whoever it was issued to: a name is an identity
         names = ownership.names_of_host(ledger_entries, host, revoked_before, now)
         for entry in ledger_entries:
@@ -141,9 +164,12 @@ def _select(ledger_entries: Sequence[Dict], hosts: Iterable[str], serials: Itera
         elif allow_unlisted:
             chosen[serial] = {"serial": serial}
         else:
-            raise PKIError("serials", "serial %s is not in the ledger of %s" % (serial, where),
-                           "check the serial (certificate_info reports it); a certificate signed before the "
-                           "ledger existed can be revoked with allow_unlisted: true")
+            raise PKIError(
+                "serials",
+                "serial %s is not in the ledger of %s" % (serial, where),
+                "check the serial (certificate_info reports it); a certificate signed before the "
+                "ledger existed can be revoked with allow_unlisted: true",
+            )
     return [dict(chosen[s], serial=s) for s in sorted(chosen)]
 
 
@@ -167,16 +193,18 @@ def load_crl(data: bytes, field_name: str = "crl_path"):
             return x509.load_pem_x509_crl(data)
         return x509.load_der_x509_crl(data)
     except ValueError as exc:
-        raise PKIError(field_name, "not a CRL (%s)" % exc, "point it at the crl.pem the revoke module publishes") \
-            from None
+        raise PKIError(
+            field_name, "not a CRL (%s)" % exc, "point it at the crl.pem the revoke module publishes"
+        ) from None
 
 
 def crl_serials(crl) -> List[str]:
     return sorted(format(entry.serial_number, "x") for entry in crl)
 
 
-def publish_reasons(existing: Optional[bytes], ca, state: Dict, now: datetime.datetime,
-                    renew_before: datetime.timedelta) -> List[str]:
+def publish_reasons(
+    existing: Optional[bytes], ca, state: Dict, now: datetime.datetime, renew_before: datetime.timedelta
+) -> List[str]:
     """Why the CRL on disk is not the one the record and the CA call for (empty: it is)."""
     if existing is None:
         return ["no CRL published yet"]
@@ -194,14 +222,24 @@ def publish_reasons(existing: Optional[bytes], ca, state: Dict, now: datetime.da
         reasons.append("the published CRL lists %d serials, the record %d" % (len(crl_serials(crl)), len(want)))
     next_update = _crl_next_update(crl)
     if next_update is None or next_update - now <= renew_before:
-        reasons.append("the CRL's next update %s is within crl_renew_before %s"
-                       % (isoformat(next_update) if next_update else "(none)", format_duration(renew_before)))
+        reasons.append(
+            "the CRL's next update %s is within crl_renew_before %s"
+            % (isoformat(next_update) if next_update else "(none)", format_duration(renew_before))
+        )
     return reasons
 
 
-def plan(ca, where: str, files: Dict[str, Optional[bytes]], hosts: Sequence[str], serials: Sequence[str],
-         reason: str, now: datetime.datetime, renew_before: datetime.timedelta,
-         allow_unlisted: bool = False) -> RevocationPlan:
+def plan(
+    ca,
+    where: str,
+    files: Dict[str, Optional[bytes]],
+    hosts: Sequence[str],
+    serials: Sequence[str],
+    reason: str,
+    now: datetime.datetime,
+    renew_before: datetime.timedelta,
+    allow_unlisted: bool = False,
+) -> RevocationPlan:
     """Decide everything from the CA's files (ledger, record, CRL) without writing: check mode reports this."""
     if reason not in REASONS:
         raise PKIError("reason", "unknown reason %r" % reason, "use one of %s" % ", ".join(REASONS))
@@ -212,12 +250,21 @@ def plan(ca, where: str, files: Dict[str, Optional[bytes]], hosts: Sequence[str]
     for entry in _select(ledger_entries, hosts, serials, allow_unlisted, now, where, before["revoked"]):
         if entry["serial"] in already:
             continue
-        newly.append({"serial": entry["serial"], "host": entry.get("host", ""), "subject": entry.get("subject", ""),
-                      "names": entry.get("names", []), "not_after": entry.get("not_after", ""),
-                      "revoked_at": isoformat(now), "reason": reason})
+        newly.append(
+            {
+                "serial": entry["serial"],
+                "host": entry.get("host", ""),
+                "subject": entry.get("subject", ""),
+                "names": entry.get("names", []),
+                "not_after": entry.get("not_after", ""),
+                "revoked_at": isoformat(now),
+                "reason": reason,
+            }
+        )
     after = {"format": FORMAT, "crl_number": int(before["crl_number"]), "revoked": before["revoked"] + newly}
-    reasons = ["revoking %s" % ", ".join("%s (%s)" % (e["serial"], e["host"] or "unlisted") for e in newly)] \
-        if newly else []
+    reasons = (
+        ["revoking %s" % ", ".join("%s (%s)" % (e["serial"], e["host"] or "unlisted") for e in newly)] if newly else []
+    )
     reasons += publish_reasons(files.get(CRL), ca, after, now, renew_before)
     if reasons:
         after["crl_number"] = int(before["crl_number"]) + 1
@@ -226,22 +273,28 @@ def plan(ca, where: str, files: Dict[str, Optional[bytes]], hosts: Sequence[str]
 
 def build_crl(ca, state: Dict, now: datetime.datetime, valid_for: datetime.timedelta):
     """The CRL for ``state``, signed by the issuing CA key, with CRL number and authority key identifier."""
-    flags = {"key_compromise": x509.ReasonFlags.key_compromise,
-             "affiliation_changed": x509.ReasonFlags.affiliation_changed,
-             "superseded": x509.ReasonFlags.superseded,
-             "cessation_of_operation": x509.ReasonFlags.cessation_of_operation,
-             "privilege_withdrawn": x509.ReasonFlags.privilege_withdrawn}
+    flags = {
+        "key_compromise": x509.ReasonFlags.key_compromise,
+        "affiliation_changed": x509.ReasonFlags.affiliation_changed,
+        "superseded": x509.ReasonFlags.superseded,
+        "cessation_of_operation": x509.ReasonFlags.cessation_of_operation,
+        "privilege_withdrawn": x509.ReasonFlags.privilege_withdrawn,
+    }
     ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = (x509.CertificateRevocationListBuilder()
-               .issuer_name(ca.certificate.subject)
-               .last_update(now - BACKDATE)  # a peer whose clock lags a little must not see a future CRL
-               .next_update(now + valid_for)
-               .add_extension(x509.CRLNumber(int(state["crl_number"])), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False))
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(now - BACKDATE)  # a peer whose clock lags a little must not see a future CRL
+        .next_update(now + valid_for)
+        .add_extension(x509.CRLNumber(int(state["crl_number"])), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    )
     for entry in state["revoked"]:
-        revoked = (x509.RevokedCertificateBuilder()
-                   .serial_number(int(entry["serial"], 16))
-                   .revocation_date(parse_isoformat(entry["revoked_at"])))
+        revoked = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(int(entry["serial"], 16))
+            .revocation_date(parse_isoformat(entry["revoked_at"]))
+        )
         if entry.get("reason") in flags:  # RFC 5280: "unspecified" is better left out
             revoked = revoked.add_extension(x509.CRLReason(flags[entry["reason"]]), critical=False)
         builder = builder.add_revoked_certificate(revoked.build())
@@ -257,9 +310,17 @@ def render(ca, revocation: RevocationPlan, now: datetime.datetime, valid_for: da
     return {STATE: state, CRL: pem}
 
 
-def revoke(store, ca, hosts: Sequence[str], serials: Sequence[str], reason: str, now: datetime.datetime,
-           renew_before: datetime.timedelta, valid_for: datetime.timedelta,
-           allow_unlisted: bool = False) -> Tuple[RevocationPlan, Optional[bytes]]:
+def revoke(
+    store,
+    ca,
+    hosts: Sequence[str],
+    serials: Sequence[str],
+    reason: str,
+    now: datetime.datetime,
+    renew_before: datetime.timedelta,
+    valid_for: datetime.timedelta,
+    allow_unlisted: bool = False,
+) -> Tuple[RevocationPlan, Optional[bytes]]:
     """Decide and write under the store's exclusion; returns (the plan, the CRL now published or None)."""
     outcome: Dict = {}
 
@@ -277,8 +338,13 @@ def revoke(store, ca, hosts: Sequence[str], serials: Sequence[str], reason: str,
 def crl_summary(crl) -> Dict:
     next_update = _crl_next_update(crl)
     last = getattr(crl, "last_update_utc", None) or crl.last_update.replace(tzinfo=datetime.timezone.utc)
-    return {"crl_number": _crl_number(crl), "issuer": crl.issuer.rfc4514_string(), "this_update": isoformat(last),
-            "next_update": isoformat(next_update) if next_update else None, "revoked_count": len(crl_serials(crl))}
+    return {
+        "crl_number": _crl_number(crl),
+        "issuer": crl.issuer.rfc4514_string(),
+        "this_update": isoformat(last),
+        "next_update": isoformat(next_update) if next_update else None,
+        "revoked_count": len(crl_serials(crl)),
+    }
 
 
 def check_crl(crl, issuers: Sequence, now: datetime.datetime) -> Tuple[bool, Optional[str]]:

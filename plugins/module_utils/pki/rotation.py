@@ -6,6 +6,7 @@ Pure: takes the recorded state, the request, the time gates and what the nodes
 hold, and returns the next state. A stage is reached only when its gate has
 opened and every node holds what it needs; it never goes back.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -16,6 +17,8 @@ from .errors import PKIError
 from .timeutil import isoformat, parse_isoformat
 
 ORDER = ["trust_both", "switched", "done"]
+# The stage each stage leads to.
+NEXT = {"trust_both": "switched", "switched": "done"}
 
 
 @dataclass
@@ -34,8 +37,15 @@ class Decision:
     next_due: Optional[str]
 
 
-def decide(stage: Optional[str], times: Dict[str, str], requested: str, now: datetime.datetime,
-           waits: Dict[str, datetime.timedelta], evidence: Evidence, force: bool = False) -> Decision:
+def decide(
+    stage: Optional[str],
+    times: Dict[str, str],
+    requested: str,
+    now: datetime.datetime,
+    waits: Dict[str, datetime.timedelta],
+    evidence: Evidence,
+    force: bool = False,
+) -> Decision:
     """One step at most per call (the role calls it once per round)."""
     times = dict(times)
     advanced = False
@@ -47,8 +57,11 @@ def decide(stage: Optional[str], times: Dict[str, str], requested: str, now: dat
         stage, advanced = "trust_both", True
         times["trust_both"] = isoformat(now)
     if requested != "auto" and ORDER.index(requested) < ORDER.index(stage):
-        raise PKIError("stage", "the rotation is already at %s; it never goes back to %s" % (stage, requested),
-                       "ask for %s or a later stage, or start a new rotation to another CA" % stage)
+        raise PKIError(
+            "stage",
+            "the rotation is already at %s; it never goes back to %s" % (stage, requested),
+            "ask for %s or a later stage, or start a new rotation to another CA" % stage,
+        )
     if stage != "done" and not advanced:
         target = ORDER[ORDER.index(stage) + 1]
         if requested == "auto" or ORDER.index(requested) >= ORDER.index(target):
@@ -66,13 +79,24 @@ def decide(stage: Optional[str], times: Dict[str, str], requested: str, now: dat
                 stage, advanced = target, True
                 times[target] = isoformat(now)
             elif requested != "auto":
-                raise PKIError("stage", "cannot reach %s yet: %s" % (target, blocked),
-                               "wait for the gate, or bring the named nodes to the current stage, then run again")
+                raise PKIError(
+                    "stage",
+                    "cannot reach %s yet: %s" % (target, blocked),
+                    "wait for the gate, or bring the named nodes to the current stage, then run again",
+                )
     elif stage != "done" and advanced and requested not in ("auto", "trust_both"):
-        raise PKIError("stage", "the rotation has just started (trust_both); %s needs the %s gate first"
-                       % (requested, ORDER[1]), "run again after ca_rotation_switch_after")
+        raise PKIError(
+            "stage",
+            "the rotation has just started (trust_both); %s needs the %s gate first" % (requested, ORDER[1]),
+            "run again after ca_rotation_switch_after",
+        )
     if stage != "done":
         target = ORDER[ORDER.index(stage) + 1]
         due = isoformat(parse_isoformat(times[stage]) + waits[target])
-    return Decision(stage=stage, times=times, advanced=advanced, blocked_by=blocked if stage != "done" else None,
-                    next_due=due if stage != "done" else None)
+    return Decision(
+        stage=stage,
+        times=times,
+        advanced=advanced,
+        blocked_by=blocked if stage != "done" else None,
+        next_due=due if stage != "done" else None,
+    )

@@ -11,6 +11,7 @@ is held to the CA's policy and name constraints before every signature. The
 ledger entry is recorded before the certificate is returned, because
 decommissioning needs every signature.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -24,14 +25,24 @@ from .revocation import STATE
 from .timeutil import isoformat, not_valid_after, utcnow
 
 
-def sign_csr(store, passphrase: Optional[str], csr_pem: str, names: Sequence[str], usages: Sequence[str],
-             valid_for: datetime.timedelta, allow_wildcard: bool, host: str = "",
-             shared_names: Sequence[str] = ()) -> Tuple[str, str]:
+def sign_csr(
+    store,
+    passphrase: Optional[str],
+    csr_pem: str,
+    names: Sequence[str],
+    usages: Sequence[str],
+    valid_for: datetime.timedelta,
+    allow_wildcard: bool,
+    host: str = "",
+    shared_names: Sequence[str] = (),
+    dry_run: bool = False,
+) -> Tuple[Optional[str], Optional[str]]:
     """Sign the CSR for exactly ``names`` with the CA in ``store`` (a path means a CA directory).
 
     A name another live host holds in the ledger is refused (ownership.py) unless it is in
     ``shared_names``; the check and the ledger entry happen under one exclusion of the store.
-    Returns (certificate PEM, serial in hex as the ledger has it).
+    Returns (certificate PEM, serial in hex as the ledger has it); a dry run (check mode) makes every check
+    and returns (None, None) without signing or recording.
     """
     from cryptography import x509
 
@@ -42,20 +53,35 @@ def sign_csr(store, passphrase: Optional[str], csr_pem: str, names: Sequence[str
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
     except ValueError as exc:
-        raise PKIError("csr", "not a PEM certificate signing request (%s)" % exc,
-                       "pass the csr node_certificate returned") from None
+        raise PKIError(
+            "csr", "not a PEM certificate signing request (%s)" % exc, "pass the csr node_certificate returned"
+        ) from None
     identity = build_identity(list(names), "names", allow_wildcard)
     shared = sorted(set(identity.names()) & set(build_identity(list(shared_names), "shared_names", True).names()))
     now = utcnow()
     # fail early, before a signature; the same check runs again under the store's exclusion
-    ownership.check_free(files.get(ledger.LEDGER) or b"", files.get(STATE), host, identity.names(), shared, now,
-                         store.where)
+    ownership.check_free(
+        files.get(ledger.LEDGER) or b"", files.get(STATE), host, identity.names(), shared, now, store.where
+    )
+    if dry_run:
+        ca.check_request(csr, identity, usages, valid_for, now)
+        return None, None
     cert = ca.sign(csr, identity, usages, valid_for)
     serial = format(cert.serial_number, "x")
-    entry = {"serial": serial, "subject": cert.subject.rfc4514_string(), "names": identity.names(),
-             "not_after": isoformat(not_valid_after(cert)), "host": host, "issued_at": isoformat(now)}
+    entry = {
+        "serial": serial,
+        "subject": cert.subject.rfc4514_string(),
+        "names": identity.names(),
+        "not_after": isoformat(not_valid_after(cert)),
+        "host": host,
+        "issued_at": isoformat(now),
+    }
     if shared:
         entry["shared"] = shared
-    store.record(entry, check=lambda ledger_bytes, revoked_json: ownership.check_free(
-        ledger_bytes, revoked_json, host, identity.names(), shared, now, store.where))
+    store.record(
+        entry,
+        check=lambda ledger_bytes, revoked_json: ownership.check_free(
+            ledger_bytes, revoked_json, host, identity.names(), shared, now, store.where
+        ),
+    )
     return certificate_pem(cert), serial

@@ -5,6 +5,7 @@
 Works with cryptography 38 (naive datetimes) and with releases that add the
 ``*_utc`` properties.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -42,12 +43,18 @@ def parse_duration(value: Union[str, int, float], field: str, allow_zero: bool =
             compact = text.replace(" ", "")
             parts = _PART.findall(compact)
             if not parts or "".join(n + u for n, u in parts) != compact:
-                raise PKIError(field, "%r is not a duration" % (value,),
-                               'write it like "30d", "24h", "1y", "1d12h" or a number of seconds')
+                raise PKIError(
+                    field,
+                    "%r is not a duration" % (value,),
+                    'write it like "30d", "24h", "1y", "1d12h" or a number of seconds',
+                )
             seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds > MAX_DURATION_SECONDS:
-        raise PKIError(field, "%r is longer than 100 years" % (value,),
-                       'use a realistic duration, e.g. "90d" for a leaf or "10y" for a CA')
+        raise PKIError(
+            field,
+            "%r is longer than 100 years" % (value,),
+            'use a realistic duration, e.g. "90d" for a leaf or "10y" for a CA',
+        )
     if seconds == 0 and allow_zero:
         return datetime.timedelta(0)
     if seconds <= 0:

@@ -17,7 +17,7 @@ from ansible_collections.securebydefault.pki.tests.unit.plugins.module_utils.pki
 SCRIPT = textwrap.dedent("""
     import json, sys
     sys.modules["cryptography"] = None  # any import of cryptography now raises ImportError
-    from ansible_collections.securebydefault.pki.plugins.modules import node_certificate_files as m
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops import node_files as m
     params = json.loads(sys.argv[1])
     names, discovered = m.requested_names(params["names"], params["discover"])
     print(json.dumps(m.quick_result(params, names, discovered)))
@@ -41,7 +41,7 @@ def quick(params):
     return json.loads(proc.stdout)
 
 
-@pytest.mark.controller  # imports the module itself, which needs ansible's module_utils (AnsiballZ ships them to nodes)
+@pytest.mark.controller  # the runner imports ansible's module_utils (AnsiballZ ships them to nodes)
 def test_quick_path_needs_no_cryptography(make_ca, tmp_path):
     ca = make_ca()
     req = request_for(ca, tmp_path / "n", ["n.pki.test"])

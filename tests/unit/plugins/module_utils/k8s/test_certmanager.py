@@ -11,7 +11,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors imp
 
 
 def base(**extra):
-    params = {"name": "web", "issuer_name": "ca", "dns_names": ["web.prod.svc.cluster.local"], "duration": "24h"}
+    params = {"name": "web", "issuer_name": "ca", "dns_names": ["web.prod.svc.cluster.local"], "valid_for": "24h"}
     params.update(extra)
     return params
 
@@ -51,14 +51,17 @@ def test_secure_defaults():
     (base(renew_before="24h"), "renew_before", "not shorter than duration"),
     (base(renew_before="25h"), "renew_before", "not shorter than duration"),
     (base(renew_before="4m"), "renew_before", "minimum of 5m"),
-    (base(duration="59m"), "duration", "minimum of 1h"),
+    (base(valid_for="59m"), "valid_for", "minimum of 1h"),
+    (base(valid_for="1x"), "valid_for", "not a duration"),
+    (base(valid_for="101y"), "valid_for", "longer than 100 years"),
     (base(renew_before="1h", renew_before_percentage=50), "renew_before", "both set"),
     (base(renew_before_percentage=100), "renew_before_percentage", "between 1 and 99"),
     (base(dns_names=["*.prod.example"]), "dns_names", "wildcard"),
     (base(dns_names=["bad_name.example"]), "dns_names", "not a valid DNS name"),
     (base(dns_names=["a.example", "a.example"]), "dns_names", "twice"),
     (base(dns_names=[]), "dns_names", "names nothing"),
-    (base(uris=["spiffe://Cluster.Local/x"]), "uris", "SPIFFE"),
+    (base(uris=["spiffe://Cluster.Local/x"]), "uris", "invalid trust domain"),
+    (base(dns_names=["*.com"], allow_wildcard=True), "dns_names", "at least three labels"),
     (base(uris=["not a uri"]), "uris", "absolute URI"),
     (base(ip_addresses=["10.0.0.300"]), "ip_addresses", "not an IP"),
     (base(private_key={"algorithm": "ECDSA", "size": 224}), "private_key.size", "256, 384, 521"),
@@ -80,8 +83,27 @@ def test_refused_with_the_field_and_a_fix(params, field, words):
 
 
 def test_wildcards_only_when_allowed():
-    spec, _refs = cm.certificate_spec(base(dns_names=["*.prod.example"], allow_wildcards=True))
+    spec, _refs = cm.certificate_spec(base(dns_names=["*.prod.example"], allow_wildcard=True))
     assert spec["dnsNames"] == ["*.prod.example"]
+
+
+@pytest.mark.parametrize("valid_for,duration,renew_before,renew", [
+    ("24h", "24h", "16h", "16h"),      # cert-manager's Go syntax, passed on as written
+    ("1h30m", "1h30m", "5m", "5m"),
+    ("90d", "2160h", "30d", "720h"),   # the collection's syntax (node_certificate's valid_for), converted
+    ("2w", "336h", "1d12h", "36h"),
+    ("1y", "8760h", "720h", "720h"),
+])
+def test_valid_for_takes_both_duration_forms(valid_for, duration, renew_before, renew):
+    spec, _refs = cm.certificate_spec(base(valid_for=valid_for, renew_before=renew_before))
+    assert spec["duration"] == duration and spec["renewBefore"] == renew
+    assert cm.parse_go_duration(spec["duration"], "d") == cm.lifetime(valid_for, "valid_for")[1]
+
+
+def test_renew_before_is_checked_against_valid_for_in_either_form():
+    with pytest.raises(PKIError) as err:
+        cm.certificate_spec(base(valid_for="1d", renew_before="24h"))
+    assert err.value.field == "renew_before" and "not shorter than duration 1d (valid_for)" in err.value.problem
 
 
 def test_ca_with_constraints_and_keystores():

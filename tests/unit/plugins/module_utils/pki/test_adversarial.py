@@ -138,6 +138,20 @@ def test_another_hosts_address_is_refused(make_ca):
     refused(lambda: sign_for(ca, "node2", ["node2.pki.test", "10.0.0.1"]), r"10\.0\.0\.1 \(held by node1\)", ca.path)
 
 
+def test_check_mode_of_sign_csr_refuses_what_the_real_run_would(make_ca):
+    """A dry run makes every check of a signature (names held, constraints, policy) and records nothing."""
+    ca = make_ca(permitted_dns=["pki.test"])
+    sign_for(ca, "node1", ["node1.pki.test"])
+    refused(lambda: signing.sign_csr(ca.path, PASS, csr_for(["node1.pki.test"]), ["node1.pki.test"], ["server"],
+                                     30 * DAY, False, "node2", dry_run=True), "held by node1", ca.path)
+    refused(lambda: signing.sign_csr(ca.path, PASS, csr_for(["node2.other.test"]), ["node2.other.test"], ["server"],
+                                     30 * DAY, False, "node2", dry_run=True), "outside", ca.path)
+    before = tree(ca.path)
+    assert signing.sign_csr(ca.path, PASS, csr_for(["node2.pki.test"]), ["node2.pki.test"], ["server"], 30 * DAY,
+                            False, "node2", dry_run=True) == (None, None)
+    assert tree(ca.path) == before
+
+
 def test_names_are_compared_normalized(make_ca):
     ca = make_ca(permitted_dns=["pki.test"])
     sign_for(ca, "node1", ["node1.pki.test"])

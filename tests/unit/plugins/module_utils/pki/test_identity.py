@@ -91,3 +91,21 @@ def test_host_names_from_facts_names_this_host_only():
 def test_host_names_from_facts_respects_sources():
     assert build_identity(host_names_from_facts(FACTS, "x", ["fqdn", "ipv4"])).names() == [
         "node1.pki.test", "10.9.9.9", "127.250.0.11", "192.0.2.5"]
+
+
+@pytest.mark.parametrize("hostname, fqdn, kept", [
+    ("node1", "node1.pki.test", ["node1", "node1.pki.test"]),
+    ("localhost", "localhost.localdomain", []),
+    ("localhost6", "LOCALHOST.", []),
+    ("localhost-build1", "localhost-build1.pki.test", ["localhost-build1", "localhost-build1.pki.test"]),
+    ("", None, []),
+])
+def test_facts_and_node_discovery_keep_the_same_host_names(monkeypatch, hostname, fqdn, kept):
+    """One rule for hostname/FQDN: from gathered facts and from what the node discovers itself."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import identity as ident
+
+    facts = {"hostname": hostname, "fqdn": fqdn}
+    assert ident.host_names_from_facts(facts, "", ["hostname", "fqdn"]) == kept
+    monkeypatch.setattr(ident, "discover_host", lambda sources: dict(facts))
+    assert ident.requested_names([], ["hostname", "fqdn"])[0] == kept
+    assert ident.host_names_of(facts, ["fqdn"]) == [n for n in kept if "." in n]

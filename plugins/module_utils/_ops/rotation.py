@@ -1,0 +1,168 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The use case of a CA rotation step (module ca_rotation) and the rotation state file.
+
+The state file is read and written only here (``load_state``/``save_state``);
+the status report (``_ops.status``) reads it through ``load_state`` too.
+The stage machine itself is ``pki.rotation.decide``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write, read_bytes
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import NEXT, ORDER, Evidence, decide
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
+
+STATE_SUFFIX = ".rotation.json"
+STATE_KEYS = ("old_ca_path", "new_ca_path", "old_root", "new_root", "stage", "times")
+
+
+def default_state_path(new_ca_path: str) -> str:
+    """Where the roles keep the state of a rotation to ``new_ca_path`` (ca_rotation_state_path's default)."""
+    return new_ca_path.rstrip("/") + STATE_SUFFIX
+
+
+def load_state(path: str, field_name: str = "path") -> Dict[str, Any]:
+    """The recorded state ({} before the first step); refuses anything this module did not write."""
+    data = read_bytes(path, field_name)
+    if data is None:
+        return {}
+    try:
+        state = json.loads(data.decode("utf-8"))
+    except ValueError:
+        raise PKIError(field_name, "%s is not valid JSON" % path, "restore it from backup") from None
+    if not isinstance(state, dict) or (
+        state
+        and (
+            set(state) - set(STATE_KEYS) or state.get("stage") not in ORDER or not isinstance(state.get("times"), dict)
+        )
+    ):
+        raise PKIError(field_name, "%s is not a rotation state this collection wrote" % path, "restore it from backup")
+    return state
+
+
+def save_state(path: str, state: Dict[str, Any]) -> None:
+    atomic_write(FileSpec(path, 0o644), (json.dumps(state, indent=2) + "\n").encode())
+
+
+@dataclass
+class RotationRequest:
+    path: str
+    old_ca_path: str
+    new_ca_path: str
+    stage: str = "auto"
+    switch_after: datetime.timedelta = datetime.timedelta(hours=1)
+    drop_after: datetime.timedelta = datetime.timedelta(hours=1)
+    evidence: List[Dict[str, Any]] = field(default_factory=list)
+    force: bool = False
+
+    @classmethod
+    def from_params(cls, params: Dict[str, Any]) -> "RotationRequest":
+        return cls(
+            path=params["path"],
+            old_ca_path=params["old_ca_path"],
+            new_ca_path=params["new_ca_path"],
+            stage=params["stage"],
+            evidence=params["evidence"],
+            force=params["force"],
+            switch_after=parse_duration(params["switch_after"], "switch_after", allow_zero=True),
+            drop_after=parse_duration(params["drop_after"], "drop_after", allow_zero=True),
+        )
+
+
+def evidence_report(evidence, new_root_pem: str, new_issuer_pem: str) -> Tuple[List[str], List[str]]:
+    """(hosts whose bundle lacks the new root, hosts whose certificate is not signed by the new CA)."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import verify_signed_by
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
+        fingerprint,
+        load_certificate,
+        load_certificates,
+    )
+
+    new_root = fingerprint(load_certificate(new_root_pem, "new_ca_path/root.crt"))
+    issuer = load_certificate(new_issuer_pem, "new_ca_path/ca.crt")  # the signing CA: first in the chain
+    missing, old = [], []
+    for item in evidence:
+        host = str(item.get("host"))
+        try:
+            roots = {fingerprint(c) for c in load_certificates(item.get("bundle") or "", "evidence")}
+        except PKIError:
+            roots = set()
+        if new_root not in roots:
+            missing.append(host)
+        try:
+            cert = load_certificate(item.get("certificate") or "", "evidence")
+            if cert.issuer != issuer.subject or not verify_signed_by(cert, issuer):
+                old.append(host)
+        except PKIError:
+            old.append(host)
+    return missing, old
+
+
+def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """One round of the rotation: decide the stage, record it (not in check mode), say what nodes need."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
+
+    old_root = read_public(request.old_ca_path, "old_ca_path")[1]
+    new_issuer, new_root = read_public(request.new_ca_path, "new_ca_path")
+    if old_root == new_root:
+        raise PKIError("new_ca_path", "is the same CA as old_ca_path", "create a new CA at another path first")
+    now = now or utcnow()
+    state = load_state(request.path)
+    if state and (state.get("old_root") != old_root or state.get("new_root") != new_root):
+        raise PKIError(
+            "path",
+            "%s records a rotation between other CAs" % request.path,
+            "finish that rotation, or give this rotation its own state file",
+        )
+    missing, old = evidence_report(request.evidence, new_root, new_issuer)
+    decision = decide(
+        state.get("stage"),
+        state.get("times") or {},
+        request.stage,
+        now,
+        {"switched": request.switch_after, "done": request.drop_after},
+        Evidence(hosts=len(request.evidence), missing_new_root=missing, on_old_ca=old),
+        request.force,
+    )
+    stage = decision.stage
+    new_state = {
+        "old_ca_path": request.old_ca_path,
+        "new_ca_path": request.new_ca_path,
+        "old_root": old_root,
+        "new_root": new_root,
+        "stage": stage,
+        "times": decision.times,
+    }
+    if new_state != state and not check_mode:
+        save_state(request.path, new_state)
+    result = dict(
+        changed=new_state != state,
+        stage=stage,
+        advanced=decision.advanced,
+        signing_ca_path=request.new_ca_path if stage in ("switched", "done") else request.old_ca_path,
+        trust_also={"trust_both": [request.new_ca_path], "switched": [request.old_ca_path], "done": []}[stage],
+        hosts_missing_new_root=missing,
+        hosts_on_old_ca=old,
+        times=decision.times,
+    )
+    if stage != "done":
+        result.update(blocked_by=decision.blocked_by, next_due=decision.next_due, next_stage=NEXT[stage])
+    return result
+
+
+def ca_rotation(ctx) -> Dict[str, Any]:
+    """Module ca_rotation."""
+    return step(RotationRequest.from_params(ctx.params), ctx.check_mode)
+
+
+def states_beside(ca_paths: List[str]) -> List[str]:
+    """The state files of rotations to these CAs that exist (rotation_status's default)."""
+    return [default_state_path(path) for path in ca_paths if os.path.lexists(default_state_path(path))]

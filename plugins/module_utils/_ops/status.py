@@ -1,0 +1,340 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The use case of the status report (module rotation_status): items, their urgency, the Markdown.
+
+Reads CA directories (public files only), rotation state files (through
+``_ops.rotation.load_state``), what the nodes reported, and optionally the
+cert-manager Certificates and keyring Secrets of a cluster. Writes nothing but
+the report file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+from urllib.parse import quote
+
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.rotation import load_state, states_beside
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write, read_bytes
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import NEXT
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
+    isoformat,
+    parse_duration,
+    parse_isoformat,
+    utcnow,
+)
+
+URGENCY = {"expired": 0, "missing": 1, "blocked": 2, "not_ready": 3, "due": 4, "ok": 5}
+CRL_WARN = datetime.timedelta(days=3)  # the revoke module's default crl_renew_before
+KEYRING_NEXT = {"added": "promote", "promoted": "retire"}
+COLUMNS = ("status", "kind", "name", "where", "expires", "stage", "next_action", "next_due", "note")
+
+
+@dataclass
+class StatusRequest:
+    ca_paths: List[str] = field(default_factory=list)
+    cas: List[Dict[str, Any]] = field(default_factory=list)
+    rotation_states: Optional[List[str]] = None
+    nodes: List[Dict[str, Any]] = field(default_factory=list)
+    kubernetes: bool = False
+    namespaces: List[str] = field(default_factory=list)
+    warn_within: datetime.timedelta = datetime.timedelta(days=30)
+    report_path: Optional[str] = None
+
+    @classmethod
+    def from_params(cls, params: Dict[str, Any]) -> "StatusRequest":
+        return cls(
+            ca_paths=params["ca_paths"],
+            cas=params["cas"],
+            rotation_states=params["rotation_states"],
+            nodes=params["nodes"],
+            kubernetes=params["kubernetes"],
+            namespaces=params["namespaces"],
+            warn_within=parse_duration(params["warn_within"], "warn_within"),
+            report_path=params["report_path"],
+        )
+
+
+def _time(text) -> Optional[datetime.datetime]:
+    if not text:
+        return None
+    try:
+        return parse_isoformat(str(text).replace("+00:00", "Z"))
+    except ValueError:
+        return None
+
+
+def item(kind, name, where, expires=None, stage=None, next_action=None, next_due=None, status=None, note=""):
+    return {
+        "kind": kind,
+        "name": name,
+        "where": where,
+        "expires": expires,
+        "stage": stage,
+        "next_action": next_action,
+        "next_due": next_due,
+        "status": status,
+        "note": note,
+    }
+
+
+def expiry_status(expires, now, warn) -> str:
+    when = _time(expires)
+    if when is None:
+        return "ok"
+    if when <= now:
+        return "expired"
+    return "due" if when - now <= warn else "ok"
+
+
+def crl_item(data: Optional[bytes], where: str, now):
+    """The CA's published CRL, if any: when it must be replaced (peers refuse everything after that)."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
+
+    if data is None:
+        return None
+    summary = revocation.crl_summary(revocation.load_crl(data, "ca_paths"))
+    status = expiry_status(summary["next_update"], now, CRL_WARN)
+    return item(
+        "crl",
+        "CRL %s (%d revoked)" % (summary["crl_number"], summary["revoked_count"]),
+        where,
+        summary["next_update"],
+        status=status,
+        next_action="publish a fresh CRL (playbooks/decommission.yml)" if status != "ok" else None,
+    )
+
+
+def one_ca_items(issuer_pem, where, crl_pem, crl_where, now, warn) -> List[Dict[str, Any]]:
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import describe, load_certificate
+
+    info = describe(load_certificate(issuer_pem, "ca_paths"))
+    status = expiry_status(info["not_after"], now, warn)
+    out = [
+        item(
+            "ca",
+            info["subject"],
+            where,
+            info["not_after"],
+            status=status,
+            next_action="rotate the CA (role ca_rotation)" if status != "ok" else None,
+        )
+    ]
+    crl = crl_item(crl_pem, crl_where, now)
+    return out + ([crl] if crl is not None else [])
+
+
+def ca_items(paths, cas, now, warn) -> List[Dict[str, Any]]:
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
+
+    out = []
+    for path in paths:
+        if not os.path.lexists(path):
+            out.append(
+                item(
+                    "ca",
+                    "(no CA yet)",
+                    path,
+                    status="missing",
+                    next_action="create the CA (playbooks/site.yml, role cluster_ca)",
+                )
+            )
+            continue
+        crl_path = os.path.join(path, revocation.CRL)
+        out += one_ca_items(
+            read_public(path, "ca_paths")[0], path, read_bytes(crl_path, "ca_paths"), crl_path, now, warn
+        )
+    for index, info in enumerate(cas):
+        public, location = info.get("public") or {}, info.get("location") or {}
+        if not public.get("issuer"):
+            raise PKIError("cas[%d]" % index, "has no public.issuer", "pass what securebydefault.pki.ca_info returned")
+        secret = location.get("secret")
+        where = "Secret %s/%s" % (secret["namespace"], secret["name"]) if secret else str(location.get("path"))
+        if info.get("host"):
+            where = "%s:%s" % (info["host"], where)
+        crl = info.get("crl")
+        out += one_ca_items(public["issuer"], where, crl.encode("ascii") if crl else None, where, now, warn)
+    return out
+
+
+def rotation_items(states: List[str]) -> List[Dict[str, Any]]:
+    out = []
+    for path in states:
+        state = load_state(path, "rotation_states")
+        if not state:
+            raise PKIError(
+                "rotation_states",
+                "%s does not exist" % path,
+                "list only the state files of rotations that have started",
+            )
+        stage = state.get("stage")
+        entry = item(
+            "ca_rotation",
+            "%s -> %s" % (state.get("old_ca_path"), state.get("new_ca_path")),
+            path,
+            stage=stage,
+            status="ok",
+        )
+        if stage in NEXT:
+            entry.update(next_action="run ca_rotation (stage %s)" % NEXT[stage], status="due")
+        out.append(entry)
+    return out
+
+
+def node_items(nodes, now, warn) -> List[Dict[str, Any]]:
+    out = []
+    for node in nodes:
+        host = str(node.get("host"))
+        cert = node.get("certificate") or {}
+        if cert:
+            if not cert.get("exists", True):
+                out.append(
+                    item(
+                        "node_certificate",
+                        host,
+                        host,
+                        status="expired",
+                        note="no certificate",
+                        next_action="issue (node_certificate)",
+                    )
+                )
+            else:
+                status = expiry_status(cert.get("not_after"), now, warn)
+                reasons = cert.get("renewal_reasons") or cert.get("reasons") or []
+                if reasons and status == "ok":
+                    status = "due"
+                out.append(
+                    item(
+                        "node_certificate",
+                        cert.get("subject") or host,
+                        host,
+                        cert.get("not_after"),
+                        status=status,
+                        note="; ".join(reasons),
+                        next_action="renew (node_certificate)" if status != "ok" else None,
+                    )
+                )
+        for ring in node.get("keyrings") or []:
+            meta = ring.get("meta") or {}
+            stage = meta.get("stage")
+            out.append(
+                item(
+                    "keyring",
+                    ring.get("path"),
+                    host,
+                    stage=stage,
+                    status="ok",
+                    note="primary %s since %s"
+                    % (meta.get("primary"), (meta.get("stage_times") or {}).get(stage or "")),
+                    next_action=KEYRING_NEXT.get(stage),
+                )
+            )
+    return out
+
+
+def k8s_items(kube, namespaces, now, warn) -> List[Dict[str, Any]]:
+    """cert-manager Certificates and the keyring Secrets this collection manages."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager, labels
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
+
+    out = []
+    selector = ",".join("%s=%s" % pair for pair in labels.MANAGED_BY.items())
+    for namespace in namespaces or [None]:
+        listing = kube.get(namespaced_path(certmanager.API_VERSION, "certificates", namespace)) or {}
+        for cert in listing.get("items") or []:
+            meta, status = cert["metadata"], cert.get("status") or {}
+            state = expiry_status(status.get("notAfter"), now, warn) if certmanager.is_ready(cert) else "not_ready"
+            out.append(
+                item(
+                    "cert_manager_certificate",
+                    meta["name"],
+                    meta["namespace"],
+                    status.get("notAfter"),
+                    stage="revision %s" % status.get("revision"),
+                    status=state,
+                    next_action="renewal by cert-manager",
+                    next_due=status.get("renewalTime"),
+                )
+            )
+        secrets = kube.get(namespaced_path("v1", "secrets", namespace) + "?labelSelector=" + quote(selector)) or {}
+        for secret in secrets.get("items") or []:
+            meta = labels.keyring_state_of(secret)
+            if not meta:
+                continue
+            stage = meta.get("stage")
+            out.append(
+                item(
+                    "k8s_keyring",
+                    secret["metadata"]["name"],
+                    secret["metadata"]["namespace"],
+                    stage=stage,
+                    status="ok",
+                    note="primary %s; keys %s"
+                    % (meta.get("primary"), ", ".join(sorted(secret.get("data") or {})).replace("\n", "")),
+                    next_action=KEYRING_NEXT.get(stage),
+                )
+            )
+    return out
+
+
+def render(items: List[Dict[str, Any]], summary: Dict[str, int], now) -> str:
+    """The Markdown report: a title with the time, the counts, one table row per item."""
+    lines = [
+        "# Rotation status (%s)" % isoformat(now),
+        "",
+        ", ".join("%s: %d" % (k, summary[k]) for k in URGENCY),
+        "",
+        "| %s |" % " | ".join(c.replace("_", " ") if c != "next_due" else "due" for c in COLUMNS),
+        "|%s" % ("---|" * len(COLUMNS)),
+    ]
+    for entry in items:
+        lines.append("| %s |" % " | ".join(str(entry.get(k) or "").replace("|", "/") for k in COLUMNS))
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: str, report: str, check_mode: bool) -> bool:
+    """Write the report when more than its time line changed; whether it did (or would)."""
+    try:
+        old = read_bytes(path, "report_path")
+    except PKIError:
+        if not check_mode:
+            raise
+        old = None  # e.g. /dev/null: check mode writes nothing, a real run refuses it naming report_path
+    changed = old is None or old.decode("utf-8", "replace").split("\n", 1)[-1] != report.split("\n", 1)[-1]
+    if changed and not check_mode:
+        atomic_write(FileSpec(path, 0o644), report.encode(), public=True)
+    return changed
+
+
+def report(request: StatusRequest, kube=None, check_mode: bool = False, now=None) -> Dict[str, Any]:
+    """The whole report; ``kube`` is a connection (or a callable making one) when request.kubernetes."""
+    now = now or utcnow()
+    warn = request.warn_within
+    states = states_beside(request.ca_paths) if request.rotation_states is None else request.rotation_states
+    items = ca_items(request.ca_paths, request.cas, now, warn) + rotation_items(states)
+    items += node_items(request.nodes, now, warn)
+    if request.kubernetes:
+        items += k8s_items(kube() if callable(kube) else kube, request.namespaces, now, warn)
+    items.sort(key=lambda e: (URGENCY.get(e["status"], 9), e.get("expires") or "9999", e["kind"], e["name"]))
+    summary = {k: sum(1 for e in items if e["status"] == k) for k in URGENCY}
+    text = render(items, summary, now)
+    changed = write_report(request.report_path, text, check_mode) if request.report_path else False
+    return dict(changed=changed, items=items, summary=summary, report=text)
+
+
+def rotation_status(ctx) -> Dict[str, Any]:
+    """Module rotation_status."""
+    request = StatusRequest.from_params(ctx.params)
+    if request.kubernetes:
+        from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import kubernetes_problem
+
+        if kubernetes_problem():
+            raise PKIError("kubernetes", "the kubernetes Python package is missing", "pip install kubernetes")
+    try:
+        return report(request, kube=lambda: ctx.kube, check_mode=ctx.check_mode)
+    except OSError as exc:
+        raise PKIError("ca_paths", "cannot read: %s" % exc, "check the paths") from None

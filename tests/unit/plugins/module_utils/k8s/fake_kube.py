@@ -1,0 +1,205 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""An in-memory Kubernetes API for the use-case tests.
+
+``FakeKube`` is a ``client.Kube`` whose transport (``_send``) answers from a
+dict instead of the network, so request counting, error mapping (401/403/409/
+422, transport errors) and get/apply/delete are the client's real code. The
+server part implements what the collection uses: GET of objects, lists and API
+discovery; POST (409 if it exists); PUT with the resourceVersion as a
+precondition (409 when stale); server-side apply as a deep merge; merge patch
+of /status; DELETE; dry run (nothing stored); resourceVersion and generation
+bookkeeping. ``inject`` makes the next matching request fail with a status
+(e.g. 409, after an optional concurrent change) or an exception (a transport
+error). ``controller`` plays cert-manager while a use case waits.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Callable, Dict, List, Optional
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import Kube
+
+SERVED = {cm.API_VERSION: ["certificates", "issuers", "clusterissuers", "certificaterequests"]}
+
+
+def merge(base: Dict, patch: Dict) -> Dict:
+    """Server-side apply, good enough for tests: maps merge key by key, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class Injection:
+    def __init__(self, method: str, path: Optional[str], status: int, error: Optional[BaseException],
+                 times: int, before: Optional[Callable[["FakeKube"], None]]) -> None:
+        self.method, self.path, self.status, self.error = method, path, status, error
+        self.times, self.before = times, before
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times != 0 and self.method == method and (self.path is None or path.startswith(self.path))
+
+
+class FakeKube(Kube):
+    """A Kube on an in-memory API server; ``objects`` maps an object's path to the object."""
+
+    def __init__(self, served: Optional[Dict[str, List[str]]] = None) -> None:  # pylint: disable=super-init-not-called
+        self.timeout = 30
+        self.calls = 0
+        self.notes: List[str] = []
+        self.host = "https://fake.invalid:6443"
+        self.source = "fake"
+        self.objects: Dict[str, Dict] = {}
+        self.served = dict(SERVED if served is None else served)
+        self.log: List[tuple] = []  # (method, path, dry run)
+        self.injections: List[Injection] = []
+        self.controller: Optional[Callable[["FakeKube"], None]] = None
+        self._version = 100
+        self.closed = False
+
+    # -- test helpers
+    def inject(self, method: str, path: Optional[str] = None, status: int = 409, error: Optional[BaseException] = None,
+               times: int = 1, before: Optional[Callable[["FakeKube"], None]] = None) -> None:
+        """The next ``times`` (-1: every) ``method`` requests (on ``path...``) fail; ``before`` runs first."""
+        self.injections.append(Injection(method, path, status, error, times, before))
+
+    def put_object(self, path: str, obj: Dict) -> Dict:
+        """Store ``obj`` at ``path`` as another client would (no call counted)."""
+        return self._store(path, copy.deepcopy(obj), None)
+
+    def writes(self, dry_run: Optional[bool] = None) -> List[tuple]:
+        return [entry for entry in self.log if entry[0] in ("POST", "PUT", "PATCH", "DELETE")
+                and (dry_run is None or entry[2] == dry_run)]
+
+    def close(self) -> None:
+        self.closed = True
+
+    def wait(self, path, done, timeout, interval=0.5):
+        """Poll a few times; between polls the controller (cert-manager) gets to act. Never sleeps."""
+        obj = None
+        for _poll in range(5):
+            obj = self.get(path)
+            if done(obj):
+                return True, obj
+            if self.controller is not None:
+                self.controller(self)
+        return False, obj
+
+    # -- the server
+    def _next_version(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+    def _store(self, path: str, obj: Dict, old: Optional[Dict]) -> Dict:
+        meta = obj.setdefault("metadata", {})
+        meta["resourceVersion"] = self._next_version()
+        meta.setdefault("uid", "uid-%s" % meta["resourceVersion"])
+        meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
+        meta["managedFields"] = [{"manager": "securebydefault.pki", "operation": "Apply"}]
+        if "spec" in obj:
+            generation = (old or {}).get("metadata", {}).get("generation", 0)
+            changed = old is None or old.get("spec") != obj.get("spec")
+            meta["generation"] = generation + 1 if changed else generation
+        self.objects[path] = obj
+        return obj
+
+    def _send(self, method, path, query, headers, body):
+        query = dict(query or [])
+        dry_run = query.get("dryRun") == "All"
+        self.log.append((method, path, dry_run))
+        for injection in self.injections:
+            if injection.matches(method, path):
+                injection.times -= 1
+                if injection.before is not None:
+                    injection.before(self)
+                if injection.error is not None:
+                    raise injection.error
+                return injection.status, json.dumps({"kind": "Status", "code": injection.status,
+                                                     "message": "injected HTTP %d" % injection.status}).encode()
+        status, obj = self._serve(method, path, body, dry_run)
+        return status, json.dumps(obj).encode() if obj is not None else b""
+
+    def _serve(self, method, path, body, dry_run):
+        status_of = path.endswith("/status")
+        target = path[:-len("/status")] if status_of else path
+        current = self.objects.get(target)
+        if method == "GET":
+            return self._get(path)
+        if method == "POST":
+            name = body["metadata"]["name"]
+            full = path + "/" + name
+            if full in self.objects:
+                return 409, {"code": 409, "reason": "AlreadyExists", "message": "%s already exists" % name}
+            return 201, self._write(full, copy.deepcopy(body), None, dry_run)
+        if method == "DELETE":
+            if current is None:
+                return 404, {"code": 404, "message": "not found"}
+            if not dry_run:
+                del self.objects[target]
+            return 200, {"kind": "Status", "status": "Success"}
+        if method == "PUT":
+            if current is None:
+                return 404, {"code": 404, "message": "not found"}
+            if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                return 409, {"code": 409, "reason": "Conflict", "message": "the object has been modified"}
+            return 200, self._write(target, copy.deepcopy(body), current, dry_run)
+        if method == "PATCH" and status_of:  # merge patch of the status, conditional on a resourceVersion
+            if current is None:
+                return 404, {"code": 404, "message": "not found"}
+            wanted = (body.get("metadata") or {}).get("resourceVersion")
+            if wanted and wanted != current["metadata"]["resourceVersion"]:
+                return 409, {"code": 409, "reason": "Conflict", "message": "the object has been modified"}
+            new = copy.deepcopy(current)
+            new["status"] = merge(current.get("status") or {}, body.get("status") or {})
+            return 200, self._write(target, new, current, dry_run)
+        if method == "PATCH":  # server-side apply
+            new = merge(current or {}, body)
+            return (200 if current else 201), self._write(target, new, current, dry_run)
+        return 405, {"code": 405, "message": "method not allowed"}
+
+    def _write(self, path, obj, old, dry_run):
+        obj.setdefault("metadata", {}).pop("managedFields", None)
+        if old is not None and "status" in old and "status" not in obj:
+            obj["status"] = copy.deepcopy(old["status"])
+        if dry_run:
+            preview = copy.deepcopy(obj)
+            if old is not None:
+                preview["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return preview
+        return copy.deepcopy(self._store(path, obj, old))
+
+    def _get(self, path):
+        if path in self.objects:
+            return 200, copy.deepcopy(self.objects[path])
+        for group_version, plurals in self.served.items():
+            if path == "/apis/" + group_version:
+                return 200, {"kind": "APIResourceList", "resources": [{"name": p} for p in plurals]}
+        items = [copy.deepcopy(obj) for key, obj in sorted(self.objects.items()) if key.rsplit("/", 1)[0] == path]
+        if items or path.endswith(("/certificates", "/secrets", "/configmaps")):
+            return 200, {"kind": "List", "items": items}
+        return 404, {"kind": "Status", "code": 404, "message": "%s not found" % path}
+
+
+def cert_manager(kube: FakeKube) -> None:
+    """cert-manager, one reconcile: issuers become Ready; Certificates are issued (again when Issuing)."""
+    for obj in kube.objects.values():
+        kind = obj.get("kind")
+        if kind not in ("Issuer", "ClusterIssuer", "Certificate"):
+            continue
+        status = obj.setdefault("status", {})
+        conditions = status.get("conditions") or []
+        issuing = any(c.get("type") == "Issuing" and c.get("status") == "True" for c in conditions)
+        if kind == "Certificate" and (issuing or not status.get("revision")):
+            status["revision"] = (status.get("revision") or 0) + 1
+        generation = obj["metadata"].get("generation")
+        status["conditions"] = [{"type": "Ready", "status": "True", "reason": "Ready",
+                                 "observedGeneration": generation}]
+        obj["metadata"]["resourceVersion"] = kube._next_version()  # pylint: disable=protected-access

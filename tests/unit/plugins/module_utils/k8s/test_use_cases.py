@@ -1,0 +1,380 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Kubernetes use cases (_ops) on the in-memory API: check mode, reruns, diffs, conflicts, transport errors.
+
+Options go through each module's own argument spec, so defaults and deprecated aliases are the real ones.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+pytest.importorskip("ansible")  # the use cases and their runner run on the controller, not on the nodes
+
+import urllib3  # noqa: E402
+
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import cert_manager as cm_ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import k8s_keyring as keyring_ops
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import k8s_objects as object_ops
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import labels
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.ca_secret import SecretStore
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import KubeTransportError, namespaced_path
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.objects import ATTEMPTS, write_with_retry
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.modules import (
+    cert_manager_certificate, cert_manager_issuer, cert_manager_reissue, k8s_keyring, k8s_namespace,
+    k8s_trust_bundle)
+
+from fake_kube import cert_manager  # pylint: disable=wrong-import-order
+
+CERTS = "/apis/cert-manager.io/v1/namespaces/prod/certificates"
+ISSUER = "/apis/cert-manager.io/v1/namespaces/prod/issuers/prod-ca"
+KEYRING = namespaced_path("v1", "secrets", "prod", "session")
+
+
+def secret_keys(obj):
+    return sorted((obj.get("data") or {}))
+
+
+# -- namespace
+def test_namespace_check_mode_stores_nothing_then_converges(kube, context):
+    args = {"name": "akka", "labels": {"app.kubernetes.io/part-of": "akka-cluster"}}
+    check = object_ops.ensure_namespace(context(k8s_namespace.ARGUMENT_SPEC, args, check_mode=True))
+    assert check["changed"] is True and kube.objects == {}
+    assert kube.writes() == [("PATCH", "/api/v1/namespaces/akka", True)]
+
+    first = object_ops.ensure_namespace(context(k8s_namespace.ARGUMENT_SPEC, args))
+    assert first["changed"] is True and first["diff"]["before"] == {}
+    assert first["diff"]["after"]["metadata"]["labels"] == {"app.kubernetes.io/part-of": "akka-cluster"}
+    assert "managedFields" not in first["namespace"]["metadata"]
+
+    again = object_ops.ensure_namespace(context(k8s_namespace.ARGUMENT_SPEC, args))
+    assert again["changed"] is False and "diff" not in again
+
+    relabel = object_ops.ensure_namespace(context(k8s_namespace.ARGUMENT_SPEC, dict(args, labels={"tier": "a"}),
+                                                  check_mode=True))
+    assert relabel["changed"] is True
+    assert relabel["diff"]["after"]["metadata"]["labels"]["tier"] == "a"
+    assert "tier" not in kube.objects["/api/v1/namespaces/akka"]["metadata"]["labels"]
+
+
+def test_namespace_name_is_checked_before_any_request(kube, context):
+    with pytest.raises(PKIError) as err:
+        object_ops.ensure_namespace(context(k8s_namespace.ARGUMENT_SPEC, {"name": "a.b"}))
+    assert err.value.field == "name" and kube.calls == 0
+
+
+# -- trust bundle
+def test_trust_bundle_converges_and_diffs_the_pem(kube, context, make_ca):
+    old, new = make_ca("Old CA"), make_ca("New CA")
+    args = {"name": "trust", "namespace": "prod", "ca_paths": [old.path]}
+    path = namespaced_path("v1", "configmaps", "prod", "trust")
+    check = object_ops.ensure_trust_bundle(context(k8s_trust_bundle.ARGUMENT_SPEC, args, check_mode=True))
+    assert check["changed"] is True and path not in kube.objects
+
+    first = object_ops.ensure_trust_bundle(context(k8s_trust_bundle.ARGUMENT_SPEC, args))
+    stored = kube.objects[path]
+    assert stored["data"]["ca.crt"] == first["bundle"] and first["bundle"].count("BEGIN CERTIFICATE") == 1
+    assert stored["metadata"]["labels"] == labels.MANAGED_BY
+    assert object_ops.ensure_trust_bundle(context(k8s_trust_bundle.ARGUMENT_SPEC, args))["changed"] is False
+
+    both = object_ops.ensure_trust_bundle(context(k8s_trust_bundle.ARGUMENT_SPEC,
+                                                  dict(args, ca_paths=[old.path, new.path, old.path])))
+    assert both["changed"] is True and len(both["fingerprints"]) == 2
+    assert both["diff"]["before"] == first["bundle"] and both["diff"]["after"] == both["bundle"]
+    assert both["diff"]["before_header"] == "ConfigMap prod/trust"
+
+
+# -- Certificate
+def leaf(**extra):
+    args = {"name": "web", "namespace": "prod", "issuer_name": "prod-ca",
+            "dns_names": ["web.prod.svc.cluster.local"], "valid_for": "24h", "renew_before": "16h"}
+    args.update(extra)
+    return args
+
+
+@pytest.fixture
+def issuer(kube):
+    kube.controller = cert_manager
+    kube.put_object(ISSUER, {"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+                             "metadata": {"name": "prod-ca", "namespace": "prod"},
+                             "spec": {"ca": {"secretName": "prod-ca"}}})
+    return ISSUER
+
+
+def test_certificate_check_mode_real_rerun_and_diff(kube, context, issuer):
+    path = CERTS + "/web"
+    check = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf(), check_mode=True))
+    assert check["changed"] is True and path not in kube.objects
+    assert all(dry for _method, _path, dry in kube.writes())
+
+    first = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf()))
+    assert first["changed"] is True and first["ready"] is True and first["revision"] == 1
+    assert kube.objects[path]["spec"]["duration"] == "24h"
+
+    again = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf()))
+    assert again["changed"] is False and "diff" not in again and again["revision"] == 1
+
+    version = kube.objects[path]["metadata"]["resourceVersion"]
+    diff = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf(valid_for="2d"),
+                                             check_mode=True))
+    assert diff["changed"] is True
+    assert diff["diff"]["before"]["spec"]["duration"] == "24h" and diff["diff"]["after"]["spec"]["duration"] == "48h"
+    assert kube.objects[path]["metadata"]["resourceVersion"] == version
+
+
+def test_certificate_deprecated_aliases_still_work(kube, context, issuer):
+    old = {k: v for k, v in leaf().items() if k != "valid_for"}
+    ctx = context(cert_manager_certificate.ARGUMENT_SPEC,
+                  dict(old, duration="48h", allow_wildcards=True, dns_names=["*.web.prod.example"]))
+    assert {d["msg"].split("'")[1] for d in ctx.deprecations} == {"duration", "allow_wildcards"}
+    result = cm_ops.ensure_certificate(ctx)
+    assert result["spec"]["duration"] == "48h" and result["spec"]["dnsNames"] == ["*.web.prod.example"]
+
+
+def test_certificate_renew_issues_a_new_revision(kube, context, issuer):
+    cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf()))
+    check = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf(renew=True),
+                                              check_mode=True))
+    assert check["changed"] is True and check["revision"] == 1
+    renewed = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf(renew=True)))
+    assert renewed["changed"] is True and renewed["revision"] == 2 and renewed["ready"] is True
+
+
+def test_certificate_missing_issuer_fails_before_applying(kube, context):
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf()))
+    assert err.value.field == "issuer_name" and CERTS + "/web" not in kube.objects
+    ctx = context(cert_manager_certificate.ARGUMENT_SPEC, leaf(), check_mode=True)
+    assert cm_ops.ensure_certificate(ctx)["changed"] is True
+    assert any("does not exist" in w for w in ctx.warnings)
+
+
+def test_certificate_password_secret_made_once(kube, context, issuer):
+    args = leaf(keystores={"pkcs12": {"password_secret_name": "pw", "create_password_secret": True}})
+    first = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, args))
+    password = kube.objects[namespaced_path("v1", "secrets", "prod", "pw")]["data"]["password"]
+    assert first["password_secrets_created"] == ["pw"]
+    again = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, args))
+    assert again["changed"] is False and again["password_secrets_created"] == []
+    assert kube.objects[namespaced_path("v1", "secrets", "prod", "pw")]["data"]["password"] == password
+
+
+def test_certificate_absent(kube, context, issuer):
+    cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf()))
+    check = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf(state="absent"),
+                                              check_mode=True))
+    assert check["changed"] is True and CERTS + "/web" in kube.objects
+    gone = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf(state="absent")))
+    assert gone["changed"] is True and gone["diff"]["after"] == {} and CERTS + "/web" not in kube.objects
+    assert cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC,
+                                             leaf(state="absent")))["changed"] is False
+
+
+def test_certificate_without_cert_manager_names_the_missing_api(context):
+    from fake_kube import FakeKube  # pylint: disable=import-outside-toplevel
+    ctx = context(cert_manager_certificate.ARGUMENT_SPEC, leaf())
+    ctx._kube = FakeKube(served={})  # pylint: disable=protected-access
+    with pytest.raises(PKIError, match="CRDs are not installed") as err:
+        cm_ops.ensure_certificate(ctx)
+    assert err.value.field == "kubeconfig"
+
+
+# -- Issuer
+def test_issuer_from_a_ca_directory(kube, context, make_ca):
+    kube.controller = cert_manager
+    ca, other = make_ca("Zone CA"), make_ca("Other CA")
+    args = {"name": "prod-ca", "namespace": "prod", "type": "ca", "ca_secret_name": "zone-ca",
+            "cluster_ca_path": ca.path, "ca_passphrase": "correct horse"}
+    secret_path = namespaced_path("v1", "secrets", "prod", "zone-ca")
+    ctx = context(cert_manager_issuer.ARGUMENT_SPEC, args, check_mode=True)
+    assert [d["msg"].split("'")[1] for d in ctx.deprecations] == ["cluster_ca_path"]
+    check = cm_ops.ensure_issuer(ctx)
+    assert check["changed"] is True and kube.objects == {} and check["ca_secret"]["changed"] is True
+
+    first = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args))
+    assert first["ready"] is True and first["ca_secret"]["subject"].endswith("Zone CA")
+    assert [d.get("before_header") for d in first["diff"]] == ["Secret prod/zone-ca", "Issuer prod-ca"]
+    assert first["diff"][0]["after"]["tls.key"] == "(hidden)"
+    assert b"PRIVATE KEY" in base64.b64decode(kube.objects[secret_path]["data"]["tls.key"])
+    again = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args))
+    assert again["changed"] is False and again["diff"] == []
+
+    version = kube.objects[secret_path]["metadata"]["resourceVersion"]
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, dict(args, cluster_ca_path=other.path)))
+    assert err.value.field == "ca_secret_name" and "replace_ca_secret" in err.value.fix
+    assert kube.objects[secret_path]["metadata"]["resourceVersion"] == version
+
+
+def test_issuer_ca_path_only_for_type_ca(kube, context, make_ca):
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, {
+            "name": "x", "kind": "ClusterIssuer", "ca_path": make_ca().path}))
+    assert err.value.field == "ca_path" and kube.calls == 0
+
+
+# -- re-issue
+def test_reissue_only_what_the_new_ca_did_not_sign(kube, context, make_ca):
+    old, new = make_ca("Old CA"), make_ca("New CA")
+    pem = {name: open(ca.path + "/ca.crt").read() for name, ca in (("old", old), ("new", new))}
+
+    def cert(name, signer):
+        kube.put_object(CERTS + "/" + name, {
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": name, "namespace": "prod"},
+            "spec": {"secretName": name, "issuerRef": {"name": "prod-ca", "kind": "Issuer"}},
+            "status": {"revision": 1, "conditions": [{"type": "Ready", "status": "True"}]}})
+        kube.put_object(namespaced_path("v1", "secrets", "prod", name), {
+            "metadata": {"name": name, "namespace": "prod"},
+            "data": {"tls.crt": base64.b64encode(pem[signer].encode()).decode()}})
+
+    cert("stale", "old")
+    cert("fresh", "new")
+
+    def reissuing_cert_manager(fake):
+        cert_manager(fake)  # a new revision for Certificates with Issuing=True; their Secret signed by the new CA
+        stale = fake.objects[CERTS + "/stale"]
+        if stale["status"]["revision"] > 1:
+            fake.objects[namespaced_path("v1", "secrets", "prod", "stale")]["data"]["tls.crt"] = (
+                base64.b64encode(pem["new"].encode()).decode())
+
+    kube.controller = reissuing_cert_manager
+    args = {"namespace": "prod", "issuer_name": "prod-ca", "ca_path": new.path}
+    check = cm_ops.reissue(context(cert_manager_reissue.ARGUMENT_SPEC, args, check_mode=True))
+    assert check["changed"] is True and check["reissued"] == ["stale"] and kube.writes() == []
+
+    done = cm_ops.reissue(context(cert_manager_reissue.ARGUMENT_SPEC, args))
+    assert done["reissued"] == ["stale"]
+    assert {c["name"]: (c["revision"], c["reissued"]) for c in done["certificates"]} == {
+        "stale": (2, True), "fresh": (1, False)}
+    assert all(e["certificate"] == pem["new"] for e in done["evidence"])
+    assert cm_ops.reissue(context(cert_manager_reissue.ARGUMENT_SPEC, args))["changed"] is False
+
+
+# -- keyring Secret
+def keyring_args(**extra):
+    args = {"name": "session", "namespace": "prod", "kind": "symmetric", "promote_after": "0", "retire_after": "0"}
+    args.update(extra)
+    return args
+
+
+def test_keyring_check_mode_stores_nothing_and_reruns_unchanged(kube, context):
+    check = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args(), check_mode=True))
+    assert check["changed"] is True and check["entries"] == ["r1.key.primary"] and kube.objects == {}
+    assert kube.writes() == [("POST", namespaced_path("v1", "secrets", "prod"), True)]
+
+    first = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    stored = kube.objects[KEYRING]
+    assert first["changed"] is True and secret_keys(stored) == ["r1.key.primary"]
+    assert json.loads(stored["metadata"]["annotations"][labels.KEYRING_STATE])["primary"] == "r1"
+    assert labels.keyring_state_of(stored)["stage"] == "single"
+    assert first["diff"]["after"].startswith("stage: single")
+    assert "r1.key.primary" in first["diff"]["after"] and stored["data"]["r1.key.primary"] not in json.dumps(first)
+
+    again = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    assert again["changed"] is False and "diff" not in again
+
+
+def test_a_conflict_on_the_keyring_secret_is_retried(kube, context):
+    keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    r1 = kube.objects[KEYRING]["data"]["r1.key.primary"]
+
+    def another_writer(fake):  # e.g. kubectl adding a label between our read and our write
+        fake.objects[KEYRING]["metadata"].setdefault("labels", {})["team"] = "shop"
+        fake.objects[KEYRING]["metadata"]["resourceVersion"] = fake._next_version()  # pylint: disable=protected-access
+
+    kube.inject("PUT", KEYRING, status=409, before=another_writer)
+    added = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args(state="added")))
+    stored = kube.objects[KEYRING]
+    assert added["changed"] is True and added["stage"] == "added"
+    assert secret_keys(stored) == ["r1.key.primary", "r2.key"] and stored["data"]["r1.key.primary"] == r1
+    assert stored["metadata"]["labels"]["team"] == "shop"  # the other writer's change is kept
+    assert [m for m, _p, _d in kube.writes()].count("PUT") == 2
+
+
+def test_a_keyring_secret_created_meanwhile_is_read_and_stepped(kube, context):
+    def created_by_another_run(fake):
+        keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+
+    kube.inject("POST", status=409, before=created_by_another_run)
+    result = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    assert result["changed"] is False and result["entries"] == ["r1.key.primary"]
+
+
+def test_the_legacy_keyring_annotation_is_read_and_replaced(kube, context):
+    keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    stored = kube.objects[KEYRING]
+    annotations = stored["metadata"]["annotations"]
+    state = annotations.pop(labels.KEYRING_STATE)
+    annotations[labels.LEGACY_KEYRING_STATE] = state  # as 0.2.0 wrote it
+    assert labels.keyring_state_of(stored) == json.loads(state)
+
+    migrated = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    annotations = kube.objects[KEYRING]["metadata"]["annotations"]
+    assert migrated["changed"] is True and migrated["steps"] == []  # the keys were not touched
+    assert labels.LEGACY_KEYRING_STATE not in annotations and json.loads(annotations[labels.KEYRING_STATE]) == \
+        json.loads(state)
+    assert keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))["changed"] is False
+
+
+def test_keyring_state_prefers_the_new_annotation():
+    secret = {"metadata": {"annotations": {labels.KEYRING_STATE: '{"stage": "added"}',
+                                           labels.LEGACY_KEYRING_STATE: '{"stage": "single"}'}}}
+    assert labels.keyring_state_of(secret) == {"stage": "added"}
+    assert labels.keyring_state_of({"metadata": {}}) is None
+    assert labels.keyring_state_of({"metadata": {"annotations": {labels.KEYRING_STATE: "{not json"}}}) is None
+    assert all(key.startswith(labels.PREFIX) for key in (labels.CA_LABEL, labels.KEYRING_STATE))
+
+
+# -- the one retry loop
+def test_the_ca_secret_retries_through_the_same_loop(kube):
+    path = namespaced_path("v1", "secrets", "pki", "ca")
+    kube.put_object(path, {"metadata": {"name": "ca", "namespace": "pki", "labels": {labels.CA_LABEL: "true"}},
+                           "data": {"ledger.jsonl": ""}})
+    store = SecretStore(kube, "pki", "ca")
+    kube.inject("PUT", path, status=409, times=2)
+    store.update(lambda files: {"ledger.jsonl": (files["ledger.jsonl"] or b"") + b"{}\n"}, ("ledger.jsonl",))
+    assert store.conflicts == 2
+    assert base64.b64decode(kube.objects[path]["data"]["ledger.jsonl"]) == b"{}\n"
+
+
+def test_endless_conflicts_give_up_with_the_field(kube):
+    kube.put_object(KEYRING, {"metadata": {"name": "session", "namespace": "prod"}, "data": {}})
+    kube.inject("PUT", KEYRING, status=409, times=-1)
+    with pytest.raises(PKIError) as err:
+        write_with_retry(kube, KEYRING, lambda current: dict(current, data={"x": "eA=="}), False, "name",
+                         "Secret prod/session", attempts=3)
+    assert err.value.field == "name" and "3 times in a row" in err.value.problem
+    assert [m for m, _p, _d in kube.writes()] == ["PUT"] * 3
+
+
+def test_nothing_to_write_is_no_write(kube):
+    kube.put_object(KEYRING, {"metadata": {"name": "session", "namespace": "prod"}, "data": {}})
+    outcome = write_with_retry(kube, KEYRING, lambda current: None, False, "name", "Secret prod/session")
+    assert outcome.written is False and kube.writes() == [] and ATTEMPTS > 1
+
+
+# -- transport errors
+@pytest.mark.parametrize("error,words", [
+    (urllib3.exceptions.NewConnectionError(None, "Connection refused"), "is unreachable"),
+    (ConnectionRefusedError(111, "Connection refused"), "is unreachable"),
+    (urllib3.exceptions.SSLError("CERTIFICATE_VERIFY_FAILED"), "TLS with the Kubernetes API server"),
+    (urllib3.exceptions.ReadTimeoutError(None, "/api", "Read timed out."), "did not answer within 30s"),
+])
+def test_a_transport_error_is_a_kube_transport_error_naming_kubeconfig(kube, context, error, words):
+    kube.inject("GET", error=error)
+    with pytest.raises(KubeTransportError) as err:
+        keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    assert isinstance(err.value, PKIError)
+    assert err.value.field == "kubeconfig" and words in err.value.problem and err.value.fix
+    assert kube.objects == {}
+
+
+def test_an_http_error_is_not_a_transport_error(kube, context):
+    kube.inject("GET", status=403)
+    with pytest.raises(PKIError) as err:
+        object_ops.ensure_namespace(context(k8s_namespace.ARGUMENT_SPEC, {"name": "akka"}))
+    assert not isinstance(err.value, KubeTransportError) and "forbidden" in err.value.problem
