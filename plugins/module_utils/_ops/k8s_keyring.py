@@ -20,7 +20,12 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import lab
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.objects import write_with_retry
-from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import diff_of, gates_from, result_of
+from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import (
+    check_encoding,
+    diff_of,
+    gates_from,
+    result_of,
+)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
@@ -62,9 +67,9 @@ def keyring_step(ctx) -> Dict:
     name = check_k8s_name(params["name"], "name")
     namespace = check_k8s_name(params["namespace"], "namespace")
     gates = gates_from(params)
-    if params["kind"] != "symmetric" and params["encoding"] != "raw":
-        raise PKIError("encoding", "only applies to kind symmetric", "remove encoding")
-    labels = dict(keys.MANAGED_BY, **{str(k): str(v) for k, v in (params.get("labels") or {}).items()})
+    check_encoding(params)
+    # the managed-by label last: rotation_status finds keyring Secrets by it, a user label cannot hide one
+    labels = dict({str(k): str(v) for k, v in (params.get("labels") or {}).items()}, **keys.MANAGED_BY)
     where = "Secret %s/%s" % (namespace, name)
     outcome: Dict = {}
 
@@ -82,9 +87,8 @@ def keyring_step(ctx) -> Dict:
             retire_id=params["retire_id"],
         )
         current = (secret or {}).get("metadata") or {}
-        outdated = keys.LEGACY_KEYRING_STATE in (current.get("annotations") or {}) or any(
-            (current.get("labels") or {}).get(k) != v for k, v in labels.items()
-        )
+        # the state under its 0.2.0 key is still read; it moves to the new key with the next real write
+        outdated = any((current.get("labels") or {}).get(k) != v for k, v in labels.items())
         outcome.update(plan=plan, changed=plan.changed or plan.after.meta != meta or outdated)
         return keyring_secret(secret, name, namespace, labels, plan) if outcome["changed"] else None
 

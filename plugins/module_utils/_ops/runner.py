@@ -84,6 +84,16 @@ def deprecated(option: str, old: str) -> Dict[str, Any]:
     return dict(aliases=[old], deprecated_aliases=[removal])
 
 
+def alias_conflicts(module) -> List[tuple]:
+    """(option, alias) pairs that were both given (from the argument spec validation of AnsibleModule)."""
+    result = getattr(module, "validation_result", None)
+    return [
+        (w["option"], w["alias"])
+        for w in getattr(result, "_warnings", None) or []
+        if isinstance(w, dict) and "option" in w and "alias" in w
+    ]
+
+
 @dataclass(frozen=True)
 class CAOptions:
     """Which options of a module name its CA: a directory (path) or a Kubernetes Secret ({namespace, name})."""
@@ -171,6 +181,14 @@ def run(
     ``ca``: the module works on a CA; a Secret location needs the kubernetes package too.
     ``crypto``: the module needs cryptography (all but the pure Kubernetes ones).
     """
+    for option, alias in alias_conflicts(module):
+        # ansible-core lets the alias win with a mere warning: a leftover old name would silently override
+        # (say) allow_wildcard: false or a new passphrase
+        module.fail_json(
+            msg="%s and its other name %s are both set" % (option, alias),
+            field=option,
+            fix="keep only %s (%s is its deprecated name)" % (option, alias),
+        )
     if crypto:
         require_cryptography(module)
     needs_kube = kube or (ca is not None and bool(module.params.get(ca.secret)))

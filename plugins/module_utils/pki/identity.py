@@ -183,6 +183,12 @@ def _address(value: str, field: str) -> Optional[IPAddress]:
         address = ipaddress.ip_address(value)
     except ValueError:
         return None
+    if address.version == 6 and getattr(address, "scope_id", None):
+        raise PKIError(
+            field,
+            "%r carries a zone (%%%s)" % (value, address.scope_id),
+            "drop the zone: a certificate names an address, not an interface",
+        )
     if address.version == 6 and address.ipv4_mapped is not None:
         raise PKIError(
             field,

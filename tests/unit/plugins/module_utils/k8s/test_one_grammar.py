@@ -72,3 +72,32 @@ def test_the_former_differences_are_gone():
     assert through_cert_manager("dns_names", "bücher.example") == ("xn--bcher-kva.example", None)
     # an IPv4-mapped IPv6 address has one spelling
     assert through_cert_manager("ip_addresses", "::ffff:10.0.0.7") == (None, "ip_addresses")
+
+
+# The verdicts themselves, fixed: a change to the one grammar that both paths share must show here too.
+ACCEPTED_DNS = {"web.prod.svc.cluster.local": "web.prod.svc.cluster.local", "WEB.Prod.example.": "web.prod.example",
+                "a-b.example": "a-b.example", "xn--bcher-kva.example": "xn--bcher-kva.example",
+                "bücher.example": "xn--bcher-kva.example"}
+ACCEPTED_WITH_WILDCARD = {"*.prod.example": "*.prod.example"}
+
+
+@pytest.mark.parametrize("name", DNS_NAMES)
+def test_dns_name_verdicts_are_the_documented_ones(name):
+    assert through_cert_manager("dns_names", name) == (
+        (ACCEPTED_DNS[name], None) if name in ACCEPTED_DNS else (None, "dns_names"))
+    with_wildcard = dict(ACCEPTED_DNS, **ACCEPTED_WITH_WILDCARD)
+    assert through_cert_manager("dns_names", name, True) == (
+        (with_wildcard[name], None) if name in with_wildcard else (None, "dns_names"))
+
+
+@pytest.mark.parametrize("value, accepted", [
+    ("10.0.0.7", "10.0.0.7"), ("fd00::1", "fd00::1"), ("::ffff:10.0.0.7", None), ("10.0.0.300", None),
+    ("10.0.0", None), ("1.2.3.4 ", None), ("fe80::1%eth0", None),
+    ("spiffe://cluster.local/ns/prod/sa/web", "spiffe://cluster.local/ns/prod/sa/web"),
+    ("spiffe://Cluster.Local/x", None), ("spiffe://cluster.local/", None),
+    ("https://web.example/path", "https://web.example/path"), ("HTTPS://web.example", None),
+    ("https://user@web.example", None), ("spiffe://td/a/../b", None),
+])
+def test_address_and_uri_verdicts_are_the_documented_ones(value, accepted):
+    kind = "uris" if "://" in value else "ip_addresses"
+    assert through_cert_manager(kind, value) == ((accepted, None) if accepted else (None, kind))

@@ -304,7 +304,7 @@ def test_a_keyring_secret_created_meanwhile_is_read_and_stepped(kube, context):
     assert result["changed"] is False and result["entries"] == ["r1.key.primary"]
 
 
-def test_the_legacy_keyring_annotation_is_read_and_replaced(kube, context):
+def test_the_legacy_keyring_annotation_is_read_and_replaced_with_the_next_step(kube, context):
     keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
     stored = kube.objects[KEYRING]
     annotations = stored["metadata"]["annotations"]
@@ -312,12 +312,22 @@ def test_the_legacy_keyring_annotation_is_read_and_replaced(kube, context):
     annotations[labels.LEGACY_KEYRING_STATE] = state  # as 0.2.0 wrote it
     assert labels.keyring_state_of(stored) == json.loads(state)
 
-    migrated = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    # the 0.2.0 key alone is no reason to write (idempotent after an upgrade) ...
+    kept = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+    assert kept["changed"] is False and kube.objects[KEYRING]["metadata"]["annotations"] == annotations
+    # ... the next real step writes the state under the new key and drops the old one
+    added = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args(state="added")))
     annotations = kube.objects[KEYRING]["metadata"]["annotations"]
-    assert migrated["changed"] is True and migrated["steps"] == []  # the keys were not touched
-    assert labels.LEGACY_KEYRING_STATE not in annotations and json.loads(annotations[labels.KEYRING_STATE]) == \
-        json.loads(state)
-    assert keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))["changed"] is False
+    assert added["changed"] is True and added["entries"] == ["r1.key.primary", "r2.key"]
+    assert labels.LEGACY_KEYRING_STATE not in annotations
+    assert json.loads(annotations[labels.KEYRING_STATE])["stage"] == "added"
+
+
+def test_a_user_label_cannot_take_the_managed_by_label(kube, context):
+    keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args(
+        labels={"app.kubernetes.io/managed-by": "someone-else", "team": "payments"})))
+    stored = kube.objects[KEYRING]["metadata"]["labels"]
+    assert stored["app.kubernetes.io/managed-by"] == "securebydefault.pki" and stored["team"] == "payments"
 
 
 def test_keyring_state_prefers_the_new_annotation():
@@ -339,6 +349,41 @@ def test_the_ca_secret_retries_through_the_same_loop(kube):
     store.update(lambda files: {"ledger.jsonl": (files["ledger.jsonl"] or b"") + b"{}\n"}, ("ledger.jsonl",))
     assert store.conflicts == 2
     assert base64.b64decode(kube.objects[path]["data"]["ledger.jsonl"]) == b"{}\n"
+
+
+def test_a_concurrent_ledger_entry_survives_the_retry(kube):
+    """The 409 comes from a real concurrent write: the retry starts from it, and both entries are kept."""
+    path = namespaced_path("v1", "secrets", "pki", "ca")
+    kube.put_object(path, {"metadata": {"name": "ca", "namespace": "pki", "labels": {labels.CA_LABEL: "true"}},
+                           "data": {"ledger.jsonl": ""}})
+
+    def another_job(fake):
+        current = json.loads(json.dumps(fake.objects[path]))
+        current["data"]["ledger.jsonl"] = base64.b64encode(b'{"serial": "other"}\n').decode()
+        fake.put_object(path, current)
+
+    kube.inject("PUT", path, status=409, before=another_job)
+    store = SecretStore(kube, "pki", "ca")
+    store.update(lambda files: {"ledger.jsonl": (files["ledger.jsonl"] or b"") + b'{"serial": "ours"}\n'},
+                 ("ledger.jsonl",))
+    ledger = base64.b64decode(kube.objects[path]["data"]["ledger.jsonl"]).decode()
+    assert ledger == '{"serial": "other"}\n{"serial": "ours"}\n' and store.conflicts == 1
+
+
+def test_a_concurrent_keyring_rotation_is_not_undone(kube, context):
+    """Between our read and our write another run rotates fully: our step is planned again from its result."""
+    keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args()))
+
+    def another_run(fake):
+        for state in ("added", "promoted"):
+            keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args(state=state)))
+        keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args(state="retired")))
+
+    kube.inject("PUT", KEYRING, status=409, before=another_run)
+    ours = keyring_ops.keyring_step(context(k8s_keyring.ARGUMENT_SPEC, keyring_args(state="added")))
+    assert ours["entries"] == ["r2.key.primary", "r3.key"], ours["entries"]  # r1 stays retired
+    stored = sorted(kube.objects[KEYRING]["data"])
+    assert stored == ["r2.key.primary", "r3.key"]
 
 
 def test_endless_conflicts_give_up_with_the_field(kube):

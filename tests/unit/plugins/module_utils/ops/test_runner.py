@@ -85,3 +85,25 @@ def test_what_the_use_case_knew_is_returned_with_its_failure():
     with pytest.raises(SystemExit):
         runner.run(module, work)
     assert module.failed["ready"] is False and module.failed["field"] == "wait_timeout"
+
+
+@pytest.mark.parametrize("params, conflict", [
+    ({"path": "/srv/old", "ca_path": "/srv/new"}, True),
+    ({"path": "/srv/old"}, False),
+    ({"ca_path": "/srv/new"}, False),
+])
+def test_an_option_and_its_deprecated_name_together_are_refused(params, conflict):
+    """ansible-core lets the alias win silently; the runner refuses both before anything runs."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    spec = {"ca_path": dict(type="path", **runner.deprecated("ca_path", "path"))}
+    module = FakeModule({})
+    module.validation_result = ArgumentSpecValidator(spec).validate(params)
+    module.params = module.validation_result.validated_parameters
+    ran = []
+    with pytest.raises(SystemExit):
+        runner.run(module, lambda ctx: ran.append(ctx.params["ca_path"]) or {}, crypto=False)
+    if conflict:
+        assert module.failed["field"] == "ca_path" and "path" in module.failed["msg"] and not ran
+    else:
+        assert module.failed is None and ran == [params.get("path") or params.get("ca_path")]

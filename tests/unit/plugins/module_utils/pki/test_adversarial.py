@@ -89,6 +89,7 @@ def sign_for(ca, host, names, shared=()):
     "https://exa_mple!/",                  # a URI whose host is no DNS name
     "spiffe://pki.test/a\n/b",             # a SPIFFE segment ending in a newline
     "::ffff:10.0.0.5",                     # another spelling of 10.0.0.5 slipped past ownership
+    "fe80::1%eth0",                        # an address with a zone: another spelling of fe80::1
     "SPIFFE://pki.test/db",                # another spelling of spiffe://pki.test/db
     "https://A.pki.test/",
 ])
