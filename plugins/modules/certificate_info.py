@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """certificate_info: read-only inspection of a certificate on a host.
 
-Never writes anything and never reads a private key's secret beyond checking
-that it matches the certificate.
+Writes nothing but, when asked to, a Prometheus metrics file; never reads a private
+key's secret beyond checking that it matches the certificate.
 """
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ description:
   - Reads a PEM certificate file (leaf first, optionally followed by its chain) on the host and reports
     its names, issuer, validity, key, usages, whether its chain verifies against a trust bundle, whether
     a private key matches it, and the reasons it would be renewed.
-  - Read-only; C(changed) is always C(false).
+  - Read-only; C(changed) is C(false), except that with O(metrics_path) it writes the certificate's
+    not-after time and whether it needs renewal as Prometheus metrics for node_exporter's textfile
+    collector, and C(changed) says whether that file changed. See C(docs/monitoring.md).
 author: securebydefault.pki contributors (@securebydefault)
 attributes:
   check_mode:
     support: full
-    description: Runs normally; it never changes anything.
+    description: Runs normally; writes no metrics file, C(changed) says whether it would.
   diff_mode:
     support: none
     description: Nothing to diff.
@@ -59,6 +61,28 @@ options:
         revoked, and that becomes a renewal reason.
     type: path
     version_added: 0.2.0
+  metrics_path:
+    description:
+      - Write Prometheus metrics of the certificate here, atomically, mode C(0644) - the series
+        C(securebydefault_pki_certificate_not_after_timestamp_seconds) (Unix time) and
+        C(securebydefault_pki_certificate_renewal_due) (1 when RV(renewal_reasons) is not empty or the file
+        does not exist), with the labels C(kind) (C(node_certificate) or C(ca)), C(path) (O(path)) and
+        O(metrics_labels).
+      - Must end in C(.prom) and be in the directory of node_exporter's C(--collector.textfile.directory);
+        that directory and those above it must be owned by root (or the user running the task) and not
+        writable by others.
+      - The file holds nothing that depends on the time of the run, so a rerun on an unchanged certificate
+        leaves it alone. Seconds until expiry are derived in PromQL with C(time()).
+    type: path
+    version_added: 0.3.0
+  metrics_labels:
+    description:
+      - Constant labels added to every series of O(metrics_path), e.g. C(host) and C(cluster). Names follow
+        Prometheus (letters, digits, underscores, not starting with C(__)); C(kind) and C(path) are set by the
+        module.
+      - The alert rules in C(docs/monitoring/alerts.yml) match a node's series by C(host).
+    type: dict
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""
@@ -82,6 +106,15 @@ EXAMPLES = r"""
     bundle_path: /etc/pki/cluster-a/ca-bundle.crt
     crl_path: /etc/pki/cluster-a/crl.pem
   register: revocation_info
+
+- name: Expiry for Prometheus (node_exporter's textfile collector)
+  securebydefault.pki.certificate_info:
+    path: /etc/pki/cluster-a/node.crt
+    renew_before: 30d
+    metrics_path: /var/lib/node_exporter/textfile_collector/securebydefault_pki.prom
+    metrics_labels:
+      host: "{{ inventory_hostname }}"
+      cluster: cluster-a
 """
 
 RETURN = r"""
@@ -188,6 +221,12 @@ crl_error:
   returned: when exists and crl_path is set
   type: str
   sample: ""
+metrics:
+  description: The content of O(metrics_path) (Prometheus text format), also in check mode.
+  returned: when metrics_path is set
+  type: str
+  sample: "# HELP securebydefault_pki_certificate_not_after_timestamp_seconds End of validity ...\n# TYPE ..."
+  version_added: 0.3.0
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -204,6 +243,8 @@ ARGUMENT_SPEC = dict(
     renew_before=dict(type="str", default="30d"),
     names=dict(type="list", elements="str"),
     crl_path=dict(type="path"),
+    metrics_path=dict(type="path"),
+    metrics_labels=dict(type="dict"),
 )
 
 

@@ -20,7 +20,10 @@ description:
   - A CA that has published a CRL (M(securebydefault.pki.revoke)) gets a C(crl) item. It is C(due) within
     3 days of the CRL's next update and C(expired) after it, because peers that check CRLs then refuse every
     certificate.
-  - Read-only; never changes anything but the report file.
+  - With O(metrics_path), the same items are also written as Prometheus metrics for node_exporter's textfile
+    collector - not-after times, whether renewal is due, CA rotation and keyring stages and when they began.
+    See C(docs/monitoring.md) for the names, labels and alert rules.
+  - Read-only; never changes anything but the report and metrics files.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.requirements
@@ -69,10 +72,24 @@ options:
   report_path:
     description: Write the Markdown report here (atomically).
     type: path
+  metrics_path:
+    description:
+      - Write the items as Prometheus metrics here (atomically, mode C(0644)), for node_exporter's textfile
+        collector - C(securebydefault_pki_certificate_not_after_timestamp_seconds) and
+        C(securebydefault_pki_certificate_renewal_due) per CA, node certificate and cert-manager Certificate,
+        C(securebydefault_pki_crl_next_update_timestamp_seconds) and C(securebydefault_pki_crl_renewal_due) per CRL,
+        C(securebydefault_pki_ca_rotation_stage) and C(securebydefault_pki_keyring_stage) (one series per stage,
+        1 for the current one) with C(..._stage_since_timestamp_seconds).
+      - Labels are the report's C(kind), C(name) and C(where), and C(host) for items on a node. The file holds
+        nothing that depends on the time of the run, so an unchanged state leaves it alone.
+      - Must end in C(.prom); its directory and those above it must be owned by root (or the user running the
+        task) and not writable by others (a sticky directory like C(/tmp) is accepted).
+    type: path
+    version_added: 0.3.0
 attributes:
   check_mode:
     support: full
-    description: Reads everything; writes no report file.
+    description: Reads everything; writes no report or metrics file, C(changed) says whether it would.
   diff_mode:
     support: none
     description: Nothing to diff.
@@ -88,6 +105,7 @@ EXAMPLES = r"""
         keyrings: []
     kubernetes: true
     report_path: /srv/pki/status.md
+    metrics_path: /var/lib/node_exporter/textfile_collector/securebydefault_pki_status.prom
   delegate_to: localhost
 """
 
@@ -119,6 +137,11 @@ items:
       description: The rotation or keyring stage, the cert-manager revision.
       type: str
       sample: trust_both
+    stage_since:
+      description: When a CA rotation or keyring reached its stage (UTC), if recorded.
+      type: str
+      sample: "2027-01-10T08:00:00Z"
+      version_added: 0.3.0
     status:
       description: C(ok), C(due), C(expired), C(missing), C(blocked) or C(not_ready).
       type: str
@@ -145,6 +168,12 @@ report:
   returned: always
   type: str
   sample: "# Rotation status (2027-01-01T00:00:00Z)\n\nexpired: 0, missing: 0, blocked: 0, due: 1, ok: 12\n..."
+metrics:
+  description: The content of O(metrics_path) (Prometheus text format), also in check mode.
+  returned: when metrics_path is set
+  type: str
+  sample: "# HELP securebydefault_pki_ca_rotation_stage Stage of a CA rotation ...\n# TYPE ..."
+  version_added: 0.3.0
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -163,6 +192,7 @@ ARGUMENT_SPEC = dict(
     namespaces=dict(type="list", elements="str", default=[]),
     warn_within=dict(type="str", default="30d"),
     report_path=dict(type="path"),
+    metrics_path=dict(type="path"),
 )
 
 

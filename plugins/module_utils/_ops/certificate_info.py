@@ -1,13 +1,14 @@
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The use case of looking at a certificate on a host (module certificate_info): names, expiry, chain, key,
-revocation by CRL, and the reasons it would be renewed."""
+revocation by CRL, and the reasons it would be renewed; optionally as Prometheus metrics for node_exporter's
+textfile collector (``pki.metrics``, docs/monitoring.md), the only thing it ever writes."""
 
 from __future__ import annotations
 
 from typing import Any, Dict
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import metrics, revocation
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import usages_of
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificates
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
@@ -23,6 +24,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil i
     not_valid_after,
     not_valid_before,
     parse_duration,
+    parse_isoformat,
     utcnow,
 )
 
@@ -117,6 +119,36 @@ def inspect(params) -> Dict[str, Any]:
     return info
 
 
+# The labels certificate_info sets itself; metrics_labels adds constant ones (host, cluster, ...).
+METRIC_LABELS = ("kind", "path")
+
+
+def certificate_metrics(path: str, info: Dict[str, Any], extra: Dict[str, str]) -> metrics.Exposition:
+    """notAfter (Unix time) and whether it needs renewal (a renewal reason, or no certificate at all).
+
+    Seconds until expiry are not written: they change every second, so a rerun would always
+    rewrite the file; PromQL derives them (``..._not_after_timestamp_seconds - time()``).
+    """
+    out = metrics.Exposition()
+    labels = dict(extra, kind="ca" if info.get("is_ca") else "node_certificate", path=path)
+    if not info["exists"]:
+        out.add(metrics.CERTIFICATE_RENEWAL_DUE, labels, 1)
+        return out
+    out.add(metrics.CERTIFICATE_RENEWAL_DUE, labels, 1 if info["renewal_reasons"] else 0)
+    out.add(metrics.CERTIFICATE_NOT_AFTER, labels, int(parse_isoformat(info["not_after"]).timestamp()))
+    return out
+
+
 def certificate_info(ctx) -> Dict[str, Any]:
-    """Module certificate_info: read-only."""
-    return dict(changed=False, **inspect(ctx.params))
+    """Module certificate_info: read-only, but for the metrics file (metrics_path) when it changes."""
+    params = ctx.params
+    metrics_path = metrics.check_path(params.get("metrics_path"), "metrics_path")
+    extra = metrics.check_label_names(params.get("metrics_labels"), "metrics_labels", METRIC_LABELS)
+    if extra and not metrics_path:
+        raise PKIError("metrics_labels", "is set without metrics_path", "set metrics_path, or drop metrics_labels")
+    result = dict(changed=False, **inspect(params))
+    if metrics_path:
+        text = certificate_metrics(params["path"], result, extra).render()
+        result["metrics"] = text
+        result["changed"] = metrics.write(metrics_path, text, ctx.check_mode, "metrics_path")
+    return result

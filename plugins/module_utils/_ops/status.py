@@ -5,21 +5,24 @@
 Reads CA directories (public files only), rotation state files (through
 ``_ops.rotation.load_state``), what the nodes reported, and optionally the
 cert-manager Certificates and keyring Secrets of a cluster. Writes nothing but
-the report file.
+the report file and the Prometheus metrics file (``pki.metrics``, docs/monitoring.md).
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.rotation import load_state, states_beside
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import metrics
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write, read_bytes
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import NEXT
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyring import STAGES as KEYRING_STAGES
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import NEXT, ORDER
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
     isoformat,
     parse_duration,
@@ -43,6 +46,7 @@ class StatusRequest:
     namespaces: List[str] = field(default_factory=list)
     warn_within: datetime.timedelta = datetime.timedelta(days=30)
     report_path: Optional[str] = None
+    metrics_path: Optional[str] = None
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> "StatusRequest":
@@ -55,6 +59,7 @@ class StatusRequest:
             namespaces=params["namespaces"],
             warn_within=parse_duration(params["warn_within"], "warn_within"),
             report_path=params["report_path"],
+            metrics_path=metrics.check_path(params.get("metrics_path"), "metrics_path"),
         )
 
 
@@ -67,13 +72,16 @@ def _time(text) -> Optional[datetime.datetime]:
         return None
 
 
-def item(kind, name, where, expires=None, stage=None, next_action=None, next_due=None, status=None, note=""):
+def item(
+    kind, name, where, expires=None, stage=None, next_action=None, next_due=None, status=None, note="", stage_since=None
+):
     return {
         "kind": kind,
         "name": name,
         "where": where,
         "expires": expires,
         "stage": stage,
+        "stage_since": stage_since,
         "next_action": next_action,
         "next_due": next_due,
         "status": status,
@@ -178,6 +186,7 @@ def rotation_items(states: List[str]) -> List[Dict[str, Any]]:
             path,
             stage=stage,
             status="ok",
+            stage_since=(state.get("times") or {}).get(stage),
         )
         if stage in NEXT:
             entry.update(next_action="run ca_rotation (stage %s)" % NEXT[stage], status="due")
@@ -231,6 +240,7 @@ def node_items(nodes, now, warn) -> List[Dict[str, Any]]:
                     note="primary %s since %s"
                     % (meta.get("primary"), (meta.get("stage_times") or {}).get(stage or "")),
                     next_action=KEYRING_NEXT.get(stage),
+                    stage_since=(meta.get("stage_times") or {}).get(stage or ""),
                 )
             )
     return out
@@ -263,6 +273,20 @@ def k8s_items(kube, namespaces, now, warn) -> List[Dict[str, Any]]:
         secrets = kube.get(namespaced_path("v1", "secrets", namespace) + "?labelSelector=" + quote(selector)) or {}
         for secret in secrets.get("items") or []:
             meta = labels.keyring_state_of(secret)
+            annotations = (secret.get("metadata") or {}).get("annotations") or {}
+            if not meta and (labels.KEYRING_STATE in annotations or labels.LEGACY_KEYRING_STATE in annotations):
+                # an edited state must not hide a keyring from the report
+                out.append(
+                    item(
+                        "k8s_keyring",
+                        secret["metadata"]["name"],
+                        secret["metadata"]["namespace"],
+                        status="blocked",
+                        note="the keyring state annotation is not a state this collection wrote",
+                        next_action="check who edited the Secret; run k8s_keyring to record the state again",
+                    )
+                )
+                continue
             if not meta:
                 continue
             stage = meta.get("stage")
@@ -276,6 +300,7 @@ def k8s_items(kube, namespaces, now, warn) -> List[Dict[str, Any]]:
                     note="primary %s; keys %s"
                     % (meta.get("primary"), ", ".join(sorted(secret.get("data") or {})).replace("\n", "")),
                     next_action=KEYRING_NEXT.get(stage),
+                    stage_since=(meta.get("stage_times") or {}).get(stage or ""),
                 )
             )
     return out
@@ -296,18 +321,98 @@ def render(items: List[Dict[str, Any]], summary: Dict[str, int], now) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _planted_in_shared_directory(path: str) -> bool:
+    try:
+        parent, entry = os.stat(os.path.dirname(path)), os.lstat(path)
+    except OSError:
+        return False
+    shared = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+    return bool(shared) and (
+        stat.S_ISLNK(entry.st_mode) or stat.S_ISFIFO(entry.st_mode) or stat.S_ISSOCK(entry.st_mode)
+    )
+
+
 def write_report(path: str, report: str, check_mode: bool) -> bool:
     """Write the report when more than its time line changed; whether it did (or would)."""
     try:
         old = read_bytes(path, "report_path")
     except PKIError:
-        if not check_mode:
+        # A link or FIFO that someone planted in a shared sticky directory (/tmp) is replaced by the rename,
+        # never followed; anything else that is not a regular file (/dev/null, a directory) is refused.
+        # Check mode writes nothing either way.
+        if not check_mode and not _planted_in_shared_directory(path):
             raise
-        old = None  # e.g. /dev/null: check mode writes nothing, a real run refuses it naming report_path
+        old = None
     changed = old is None or old.decode("utf-8", "replace").split("\n", 1)[-1] != report.split("\n", 1)[-1]
     if changed and not check_mode:
         atomic_write(FileSpec(path, 0o644), report.encode(), public=True)
     return changed
+
+
+# The kinds of items whose expiry is a certificate's notAfter.
+CERTIFICATE_KINDS = ("ca", "node_certificate", "cert_manager_certificate")
+# The kinds found on a node: their "where" is the host, also given as the label host.
+NODE_KINDS = ("node_certificate", "keyring")
+
+
+def _timestamp(text) -> Optional[int]:
+    when = _time(text)
+    return int(when.timestamp()) if when is not None else None
+
+
+def item_labels(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """The labels of an item's series: kind, name and where as in the report; host on a node.
+
+    Nothing that changes on renewal (serials, fingerprints, a CRL's number) is a label. A CRL is
+    known by where it is: its report name carries its number.
+    """
+    labels = {"kind": entry["kind"], "name": entry["name"], "where": entry["where"]}
+    if entry["kind"] == "crl":
+        del labels["name"]
+    if entry["kind"] in NODE_KINDS:
+        labels["host"] = entry["where"]
+    return labels
+
+
+def status_metrics(items: List[Dict[str, Any]]) -> metrics.Exposition:
+    """The Prometheus metrics of the report's items (docs/monitoring.md).
+
+    Items come most urgent first; when two have the same labels (a host listed twice), the first
+    one's series is kept, as node_exporter refuses a file with a series twice.
+    """
+    out = metrics.Exposition()
+    seen = set()
+    for entry in items:
+        kind, labels = entry["kind"], item_labels(entry)
+        series = tuple(sorted((k, str(v)) for k, v in labels.items() if v not in (None, "")))
+        if series in seen:
+            continue
+        seen.add(series)
+        needs_action = 0 if entry["status"] == "ok" else 1
+        when = _timestamp(entry.get("expires"))
+        if kind in CERTIFICATE_KINDS:
+            out.add(metrics.CERTIFICATE_RENEWAL_DUE, labels, needs_action)
+            if when is not None:
+                out.add(metrics.CERTIFICATE_NOT_AFTER, labels, when)
+        elif kind == "crl":
+            out.add(metrics.CRL_RENEWAL_DUE, labels, needs_action)
+            if when is not None:
+                out.add(metrics.CRL_NEXT_UPDATE, labels, when)
+        elif kind == "ca_rotation":
+            _stage_metrics(out, metrics.CA_ROTATION_STAGE, metrics.CA_ROTATION_STAGE_SINCE, labels, ORDER, entry)
+        elif kind in ("keyring", "k8s_keyring"):
+            _stage_metrics(out, metrics.KEYRING_STAGE, metrics.KEYRING_STAGE_SINCE, labels, KEYRING_STAGES, entry)
+    # The live TLS probe (issue #15) adds its series here, when the report is given probe results:
+    # metrics.ENDPOINT_SERVED_NOT_AFTER with the labels host and endpoint (see docs/monitoring.md).
+    return out
+
+
+def _stage_metrics(out, stage_family, since_family, labels, stages, entry) -> None:
+    """A state set of the stage, and when that stage began (the age is time() minus it, in PromQL)."""
+    out.state_set(stage_family, labels, "stage", stages, entry.get("stage"))
+    since = _timestamp(entry.get("stage_since"))
+    if since is not None:  # unknown (lost keyring metadata): no series rather than a made-up time
+        out.add(since_family, labels, since)
 
 
 def report(request: StatusRequest, kube=None, check_mode: bool = False, now=None) -> Dict[str, Any]:
@@ -323,7 +428,12 @@ def report(request: StatusRequest, kube=None, check_mode: bool = False, now=None
     summary = {k: sum(1 for e in items if e["status"] == k) for k in URGENCY}
     text = render(items, summary, now)
     changed = write_report(request.report_path, text, check_mode) if request.report_path else False
-    return dict(changed=changed, items=items, summary=summary, report=text)
+    result = dict(changed=changed, items=items, summary=summary, report=text)
+    if request.metrics_path:
+        result["metrics"] = status_metrics(items).render()
+        if metrics.write(metrics.check_path(request.metrics_path), result["metrics"], check_mode, "metrics_path"):
+            result["changed"] = True
+    return result
 
 
 def rotation_status(ctx) -> Dict[str, Any]:

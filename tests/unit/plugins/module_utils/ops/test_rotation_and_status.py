@@ -143,3 +143,31 @@ def test_a_report_path_that_is_no_regular_file_is_refused_but_check_mode_only_re
     with pytest.raises(PKIError) as caught:
         status.report(req, now=NOW)
     assert caught.value.field == "report_path"
+
+
+def test_a_link_planted_at_the_report_path_in_a_shared_directory_is_replaced_not_followed(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (shared / "status.md").symlink_to(victim)
+    out = status.report(status.StatusRequest(report_path=str(shared / "status.md")), now=NOW)
+    assert out["changed"] and not (shared / "status.md").is_symlink()
+    assert (shared / "status.md").read_text() == out["report"] and victim.read_text() == "precious"
+    # in a directory nobody else can write, a link is a mistake to name, not something to replace
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (private / "status.md").symlink_to(victim)
+    with pytest.raises(PKIError) as caught:
+        status.report(status.StatusRequest(report_path=str(private / "status.md")), now=NOW)
+    assert caught.value.field == "report_path" and victim.read_text() == "precious"
+
+
+def test_an_edited_keyring_state_does_not_hide_the_keyring():
+    kube = FakeKube([], [{"metadata": {"name": "ring", "namespace": "prod",
+                                       "annotations": {"pki.securebydefault.io/keyring-state": "{not json"}},
+                          "data": {"r1.key.primary": ""}}])
+    out = status.report(status.StatusRequest(kubernetes=True), kube=kube, now=NOW)
+    ring = next(e for e in out["items"] if e["kind"] == "k8s_keyring")
+    assert ring["status"] == "blocked" and "not a state" in ring["note"]

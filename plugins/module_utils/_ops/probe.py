@@ -1,0 +1,42 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The use case of looking at what a TLS endpoint serves (module tls_probe); it writes nothing."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import probe
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import read_bytes
+
+
+def request_from(params: Dict[str, Any]) -> probe.ProbeRequest:
+    """The probe the options describe, every option checked before any connection."""
+    endpoint = probe.parse_endpoint(params["endpoint"], "endpoint")
+    bundle = params["bundle"]
+    if params["bundle_path"]:
+        data = read_bytes(params["bundle_path"], "bundle_path")
+        if data is None:
+            raise PKIError("bundle_path", "%s does not exist" % params["bundle_path"], "point it at a PEM CA bundle")
+        bundle = data.decode("ascii", "replace")
+    server_name = params["server_name"]
+    if server_name:
+        from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import parse_name
+
+        server_name = str(parse_name(server_name, "server_name"))
+    if not 0 < params["timeout"] <= 300:
+        raise PKIError("timeout", "%r is not between 0 and 300 seconds" % params["timeout"], "e.g. timeout: 5")
+    return probe.ProbeRequest(
+        endpoint,
+        server_name=server_name,
+        bundle_pem=bundle,
+        client_cert_path=params["client_cert_path"],
+        client_key_path=params["client_key_path"],
+        timeout=float(params["timeout"]),
+    )
+
+
+def tls_probe(ctx) -> Dict[str, Any]:
+    """Module tls_probe: the same probe in check mode (it only reads)."""
+    return dict(changed=False, **probe.probe(request_from(ctx.params)))

@@ -1,0 +1,179 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""tls_probe's engine against real TLS servers on loopback: what is served, verified, accepted."""
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+
+import pytest
+
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import probe
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+from ansible_collections.securebydefault.pki.tests.unit.plugins.module_utils.pki.test_node import converge, request_for
+
+
+class Server:
+    """A TLS (or plain TCP) server on 127.0.0.1 that serves until stopped; counts what it saw."""
+
+    def __init__(self, node_dir=None, client_ca=None, require_client=False, plain=b"", silent=False, tls12=False):
+        self.context = None
+        if node_dir is not None:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            if tls12:  # a client certificate is then refused inside the handshake, not after it
+                self.context.maximum_version = ssl.TLSVersion.TLSv1_2
+            self.context.load_cert_chain(os.path.join(node_dir, "node-fullchain.crt"),
+                                         os.path.join(node_dir, "node.key"))
+            if client_ca is not None:
+                self.context.load_verify_locations(client_ca)
+                self.context.verify_mode = ssl.CERT_REQUIRED if require_client else ssl.CERT_OPTIONAL
+        self.plain, self.silent = plain, silent
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.peers, self.errors = [], []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self):
+        return probe.Endpoint("127.0.0.1", self.port)
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                continue
+            try:
+                if self.silent:
+                    self.stopping.wait(3)
+                elif self.context is None:
+                    conn.sendall(self.plain)
+                else:
+                    conn.settimeout(3)
+                    with self.context.wrap_socket(conn, server_side=True) as tls:
+                        self.peers.append(tls.getpeercert())
+                        tls.sendall(b"ok")
+            except (ssl.SSLError, OSError) as exc:
+                self.errors.append(exc)
+            finally:
+                conn.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def world(make_ca, tmp_path):
+    ca = make_ca(permitted_dns=["pki.test"], permitted_ip_ranges=["127.0.0.0/8"])
+    other = make_ca(common_name="Other CA", permitted_dns=["pki.test"], permitted_ip_ranges=["127.0.0.0/8"])
+    for name, authority in (("server", ca), ("client", ca), ("rogue", other)):
+        converge(authority, request_for(authority, tmp_path / name, ["%s.pki.test" % name, "127.0.0.1"]))
+    servers = []
+
+    def serve(**kwargs):
+        server = Server(**kwargs)
+        servers.append(server)
+        return server
+
+    yield {"ca": ca, "other": other, "dir": tmp_path, "serve": serve,
+           "bundle": (tmp_path / "server" / "ca-bundle.crt").read_text(),
+           "other_bundle": (tmp_path / "rogue" / "ca-bundle.crt").read_text()}
+    for server in servers:
+        server.stop()
+
+
+def run(world, server, **kwargs):
+    kwargs.setdefault("timeout", 2.0)
+    return probe.probe(probe.ProbeRequest(server.endpoint, **kwargs))
+
+
+def client(world, name):
+    return {"client_cert_path": str(world["dir"] / name / "node-fullchain.crt"),
+            "client_key_path": str(world["dir"] / name / "node.key")}
+
+
+def test_the_presented_certificate_is_described_and_verified(world):
+    server = world["serve"](node_dir=str(world["dir"] / "server"))
+    out = run(world, server, bundle_pem=world["bundle"], server_name="server.pki.test")
+    assert out["reachable"] and out["tls"] and out["verified"] is True and out["verify_error"] is None
+    leaf = out["chain"][0]
+    served = (world["dir"] / "server" / "node.crt").read_text()
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate(served.encode())
+    assert leaf["serial"] == "%x" % cert.serial_number and leaf["names"] == ["server.pki.test", "127.0.0.1"]
+    assert leaf["issuer"] == world["ca"].certificate.subject.rfc4514_string()
+    assert out["client_certificate_accepted"] is None and out["error"] is None
+    assert out["client_certificate_required"] is False and out["protocol"] == "TLSv1.3"
+
+
+def test_wrong_name_and_foreign_ca_do_not_verify(world):
+    server = world["serve"](node_dir=str(world["dir"] / "server"))
+    wrong = run(world, server, bundle_pem=world["bundle"], server_name="other.pki.test")
+    assert wrong["tls"] and wrong["verified"] is False and "other.pki.test" in wrong["verify_error"]
+    foreign = run(world, server, bundle_pem=world["other_bundle"], server_name="server.pki.test")
+    assert foreign["verified"] is False and "certificate" in foreign["verify_error"]
+    unchecked = run(world, server)
+    assert unchecked["verified"] is None and unchecked["chain"]
+
+
+@pytest.mark.parametrize("tls12", [False, True])
+def test_client_certificates_accepted_refused_and_required(world, tls12):
+    client_ca = str(world["dir"] / "server" / "ca-bundle.crt")
+    server = world["serve"](node_dir=str(world["dir"] / "server"), client_ca=client_ca, require_client=True,
+                            tls12=tls12)
+    good = run(world, server, bundle_pem=world["bundle"], server_name="server.pki.test", **client(world, "client"))
+    assert good["client_certificate_accepted"] is True and good["verified"] is True
+    assert any(("DNS", "client.pki.test") in p["subjectAltName"] for p in server.peers)
+    rogue = run(world, server, **client(world, "rogue"))
+    assert rogue["client_certificate_accepted"] is False and "client certificate" in rogue["error"]
+    none = run(world, server)
+    assert none["reachable"] and none["tls"] and none["client_certificate_accepted"] is None
+    assert none["client_certificate_required"] is True and "requires a client certificate" in none["error"]
+    optional = world["serve"](node_dir=str(world["dir"] / "server"), client_ca=client_ca)
+    assert run(world, optional)["client_certificate_required"] is False
+
+
+def test_refused_silent_and_plain_ports_are_results(world):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    refused = probe.probe(probe.ProbeRequest(probe.Endpoint("127.0.0.1", port), timeout=2.0))
+    assert refused["reachable"] is False and "cannot connect" in refused["error"]
+    plain = world["serve"](plain=b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    out = run(world, plain)
+    assert out["reachable"] and out["tls"] is False and "no TLS handshake" in out["error"]
+    silent = world["serve"](silent=True)
+    out = run(world, silent, timeout=0.5)
+    assert out["reachable"] and out["tls"] is False and "timed out" in out["error"]
+
+
+@pytest.mark.parametrize("text, host, port", [("node1.pki.test:8443", "node1.pki.test", 8443),
+                                              ("10.0.0.1:443", "10.0.0.1", 443), ("[::1]:443", "::1", 443),
+                                              ("NODE1.pki.test.:1", "node1.pki.test", 1)])
+def test_endpoints_are_parsed(text, host, port):
+    assert probe.parse_endpoint(text) == probe.Endpoint(host, port)
+
+
+@pytest.mark.parametrize("text", ["node1.pki.test", "node1.pki.test:", ":443", "node1:0", "node1:65536",
+                                  "node1:https", "::1:443", "[::1]443", "[nothost]:443", "a b:443",
+                                  "node1.pki.test:443\n", "*.pki.test:443", "https://node1:443"])
+def test_bad_endpoints_are_refused_naming_the_field(text):
+    with pytest.raises(PKIError) as caught:
+        probe.parse_endpoint(text, "endpoints[0]")
+    assert caught.value.field == "endpoints[0]"
+
+
+def test_an_unreadable_client_key_is_an_error_naming_the_option(world, tmp_path):
+    server = world["serve"](node_dir=str(world["dir"] / "server"))
+    with pytest.raises(PKIError) as caught:
+        run(world, server, client_cert_path=str(tmp_path / "missing.crt"), client_key_path=str(tmp_path / "k"))
+    assert caught.value.field == "client_cert_path"
