@@ -15,7 +15,8 @@ log() { printf '\n== %s\n' "$*"; }
 
 apt_packages=(openssh-server openssh-client iproute2 openssl ca-certificates rsync shellcheck python3 python3-venv
               python3-cryptography python3-yaml
-              python3-pytest python3-hypothesis procps)
+              python3-pytest python3-hypothesis procps
+              prometheus-node-exporter)  # molecule/live_gates scrapes it on the test hosts
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

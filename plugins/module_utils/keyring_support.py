@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
 KEYRING_OPTIONS = dict(
     kind=dict(type="str", required=True, choices=list(kr.KINDS)),
@@ -45,3 +45,12 @@ def diff_of(plan: kr.Plan, header: str) -> dict:
 def check_encoding(params) -> None:
     if params["kind"] != "symmetric" and params["encoding"] != "raw":
         raise PKIError("encoding", "only applies to kind symmetric", "remove encoding")
+
+
+def plan_step(ring: kr.Keyring, params, gates: kr.Gates) -> kr.Plan:
+    """The step the options ask of ``ring`` now (the same for a directory and a Secret)."""
+    def generate():
+        return kr.generate(params["kind"], params["size"], params["encoding"])
+
+    return kr.plan(ring, params["state"], gates, utcnow(), generate, force=params["force"],
+                   retire_id=params["retire_id"])

@@ -210,6 +210,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import ca as ops
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import CA_CHOICE, KEY_OPTIONS, ca_options
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import DEFAULT_MAX_LEAF_VALIDITY
 
 ARGUMENT_SPEC = dict(
     ca_options(legacy=True),
@@ -223,7 +224,7 @@ ARGUMENT_SPEC = dict(
     permitted_uri_domains=dict(type="list", elements="str", default=[]),
     excluded_dns=dict(type="list", elements="str", default=[]),
     excluded_ip_ranges=dict(type="list", elements="str", default=[]),
-    max_leaf_validity=dict(type="str", default="397d"),
+    max_leaf_validity=dict(type="str", default="%dd" % DEFAULT_MAX_LEAF_VALIDITY.days),
     allow_wildcard=dict(type="bool", default=False),
     warn_before=dict(type="str", default="180d"),
     on_mismatch=dict(type="str", default="fail", choices=["fail", "keep"]),

@@ -185,7 +185,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import ca as ops
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import CA_CHOICE, ca_options
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import REASONS
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import (
+    DEFAULT_CRL_RENEW_BEFORE,
+    REASONS,
+)
 
 ARGUMENT_SPEC = dict(
     ca_options(),
@@ -194,7 +197,7 @@ ARGUMENT_SPEC = dict(
     allow_unlisted=dict(type="bool", default=False),
     reason=dict(type="str", default="cessation_of_operation", choices=list(REASONS)),
     crl_valid_for=dict(type="str", default="7d"),
-    crl_renew_before=dict(type="str", default="3d"),
+    crl_renew_before=dict(type="str", default=DEFAULT_CRL_RENEW_BEFORE),
 )
 
 

@@ -18,6 +18,8 @@ description:
     certificate, before a rotation moves on.
   - A refused connection, a timeout and a port that does not speak TLS are results (RV(reachable), RV(tls),
     RV(error)), not failures. Bad options fail before any connection.
+  - With O(metrics_path) the result is also written as Prometheus metrics; C(changed) then says whether that
+    file changed. Otherwise the module changes nothing.
   - Runs where the task runs; delegate it to a host that sees the endpoint as clients do.
   - The whole presented chain is reported on Python 3.13 and later; on older Pythons, the leaf.
 author: securebydefault.pki contributors (@securebydefault)
@@ -48,10 +50,23 @@ options:
     description: Seconds to wait for the connection and each handshake.
     type: float
     default: 5
+  metrics_path:
+    description:
+      - Also write the result as Prometheus metrics for node_exporter's textfile collector
+        (C(securebydefault_pki_endpoint_served_not_after_timestamp_seconds),
+        C(securebydefault_pki_endpoint_probe_success), label C(endpoint)); see docs/monitoring.md.
+      - An absolute path ending in C(.prom), written atomically when its content changes (never in check mode).
+        Use one file per endpoint.
+    type: path
+  metrics_labels:
+    description:
+      - Constant labels added to the metrics, such as C(host) set to the inventory name, so that the alert
+        "renewed on disk but not served" can match the certificate's metrics of the same host.
+    type: dict
 attributes:
   check_mode:
     support: full
-    description: Probes as usual; it never writes anything.
+    description: Probes as usual; writes no metrics file.
   diff_mode:
     support: none
     description: Nothing to diff.
@@ -156,6 +171,11 @@ client_certificate_required:
   returned: always
   type: bool
   sample: false
+metrics:
+  description: The metrics written (or that would be) to O(metrics_path).
+  returned: with O(metrics_path)
+  type: str
+  sample: "securebydefault_pki_endpoint_probe_success{endpoint=\"node1:8443\",host=\"node1\"} 1\n"
 error:
   description: What went wrong (no connection, no TLS, a timeout, the client certificate refused); null otherwise.
   returned: always
@@ -176,6 +196,8 @@ ARGUMENT_SPEC = dict(
     client_cert_path=dict(type="path"),
     client_key_path=dict(type="path"),
     timeout=dict(type="float", default=5),
+    metrics_path=dict(type="path"),
+    metrics_labels=dict(type="dict"),
 )
 
 

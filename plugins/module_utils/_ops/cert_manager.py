@@ -20,6 +20,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import cer
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import objects
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import (
     namespaced_path,
+    secret_where,
     without_managed_fields,
 )
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.labels import MANAGED_BY
@@ -240,7 +241,7 @@ def ensure_ca_secret(ctx, namespace: str) -> Tuple[Dict, Optional[Dict]]:
     }
     applied = objects.ensure(kube, path, body, params, ctx.check_mode, field="ca_secret_name", before=before)
     summary = dict(info, name=name, namespace=namespace, changed=applied.changed)
-    diff = applied.diff("Secret %s/%s" % (namespace, name), show=secret_summary) if applied.changed else None
+    diff = applied.diff(secret_where(namespace, name), show=secret_summary) if applied.changed else None
     return summary, diff
 
 

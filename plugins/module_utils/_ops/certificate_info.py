@@ -142,13 +142,7 @@ def certificate_metrics(path: str, info: Dict[str, Any], extra: Dict[str, str]) 
 def certificate_info(ctx) -> Dict[str, Any]:
     """Module certificate_info: read-only, but for the metrics file (metrics_path) when it changes."""
     params = ctx.params
-    metrics_path = metrics.check_path(params.get("metrics_path"), "metrics_path")
-    extra = metrics.check_label_names(params.get("metrics_labels"), "metrics_labels", METRIC_LABELS)
-    if extra and not metrics_path:
-        raise PKIError("metrics_labels", "is set without metrics_path", "set metrics_path, or drop metrics_labels")
+    metrics_path, extra = metrics.options(params, METRIC_LABELS)
     result = dict(changed=False, **inspect(params))
-    if metrics_path:
-        text = certificate_metrics(params["path"], result, extra).render()
-        result["metrics"] = text
-        result["changed"] = metrics.write(metrics_path, text, ctx.check_mode, "metrics_path")
-    return result
+    exposition = certificate_metrics(params["path"], result, extra) if metrics_path else None
+    return metrics.attach(result, metrics_path, exposition, ctx.check_mode)

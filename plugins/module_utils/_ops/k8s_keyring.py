@@ -18,17 +18,17 @@ from typing import Dict, Optional, Tuple
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import labels as keys
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path, secret_where
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.objects import write_with_retry
 from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_support import (
     check_encoding,
     diff_of,
     gates_from,
+    plan_step,
     result_of,
 )
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
 
 
 def read_keyring(secret: Optional[Dict], where: str) -> Tuple[Dict[str, bytes], Dict]:
@@ -70,22 +70,14 @@ def keyring_step(ctx) -> Dict:
     check_encoding(params)
     # the managed-by label last: rotation_status finds keyring Secrets by it, a user label cannot hide one
     labels = dict({str(k): str(v) for k, v in (params.get("labels") or {}).items()}, **keys.MANAGED_BY)
-    where = "Secret %s/%s" % (namespace, name)
+    where = secret_where(namespace, name)
     outcome: Dict = {}
 
     def step(secret: Optional[Dict]) -> Optional[Dict]:
         """Planned again from each read: after a 409 the step starts from the Secret as it is now."""
         entries, meta = read_keyring(secret, where)
         ring = kr.parse(entries, params["kind"], meta, where, field_name="name")
-        plan = kr.plan(
-            ring,
-            params["state"],
-            gates,
-            utcnow(),
-            lambda: kr.generate(params["kind"], params["size"], params["encoding"]),
-            force=params["force"],
-            retire_id=params["retire_id"],
-        )
+        plan = plan_step(ring, params, gates)
         current = (secret or {}).get("metadata") or {}
         # the state under its 0.2.0 key is still read; it moves to the new key with the next real write
         outdated = any((current.get("labels") or {}).get(k) != v for k, v in labels.items())

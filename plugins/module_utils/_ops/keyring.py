@@ -15,6 +15,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.keyring_suppor
     check_encoding,
     diff_of,
     gates_from,
+    plan_step,
     result_of,
 )
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
@@ -25,7 +26,6 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files impo
     parse_mode,
     resolve_owner,
 )
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import utcnow
 
 
 def directory_keyring(ctx) -> Dict[str, Any]:
@@ -49,15 +49,7 @@ def directory_keyring(ctx) -> Dict[str, Any]:
             "run once without check mode to finish or undo it",
         )
     ring = kr.parse(kf.read_entries(path), p["kind"], meta, path)
-    plan = kr.plan(
-        ring,
-        p["state"],
-        gates,
-        utcnow(),
-        lambda: kr.generate(p["kind"], p["size"], p["encoding"]),
-        force=p["force"],
-        retire_id=p["retire_id"],
-    )
+    plan = plan_step(ring, p, gates)
     fixes = kf.attribute_fixes(path, plan.before, key_mode, public_mode, uid, gid) if ring.ids else {}
     changed = plan.changed or bool(fixes) or plan.after.meta != meta or bool(extra)
     result = dict(result_of(plan), changed=changed, **extra)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki import probe
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import metrics, probe
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import read_bytes
 
@@ -37,6 +37,28 @@ def request_from(params: Dict[str, Any]) -> probe.ProbeRequest:
     )
 
 
+# The label tls_probe sets itself; metrics_labels adds constant ones (host, cluster, ...).
+METRIC_LABELS = ("endpoint",)
+
+
+def probe_metrics(result: Dict[str, Any], extra: Dict[str, str]) -> metrics.Exposition:
+    """What the endpoint serves (notAfter of the leaf) and whether the probe succeeded, for node_exporter."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_isoformat
+
+    labels = dict(extra, endpoint=result["endpoint"])
+    out = metrics.Exposition()
+    success = bool(result["tls"] and result["chain"] and result["verified"] is not False and not result["error"])
+    out.add(metrics.ENDPOINT_PROBE_SUCCESS, labels, 1 if success else 0)
+    if result["chain"]:
+        served = int(parse_isoformat(result["chain"][0]["not_after"]).timestamp())
+        out.add(metrics.ENDPOINT_SERVED_NOT_AFTER, labels, served)
+    return out
+
+
 def tls_probe(ctx) -> Dict[str, Any]:
-    """Module tls_probe: the same probe in check mode (it only reads)."""
-    return dict(changed=False, **probe.probe(request_from(ctx.params)))
+    """Module tls_probe: the same probe in check mode; it writes nothing but the metrics file, when asked."""
+    params = ctx.params
+    metrics_path, extra = metrics.options(params, METRIC_LABELS)
+    result = dict(changed=False, **probe.probe(request_from(params)))
+    exposition = probe_metrics(result, extra) if metrics_path else None
+    return metrics.attach(result, metrics_path, exposition, ctx.check_mode)

@@ -15,9 +15,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.params import request_from
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write, read_bytes
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import NEXT, ORDER, Evidence, decide
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import (
+    NEXT,
+    ORDER,
+    Evidence,
+    decide,
+    signing_and_trust,
+)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
 STATE_SUFFIX = ".rotation.json"
@@ -65,13 +72,9 @@ class RotationRequest:
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> "RotationRequest":
-        return cls(
-            path=params["path"],
-            old_ca_path=params["old_ca_path"],
-            new_ca_path=params["new_ca_path"],
-            stage=params["stage"],
-            evidence=params["evidence"],
-            force=params["force"],
+        return request_from(
+            cls,
+            params,
             switch_after=parse_duration(params["switch_after"], "switch_after", allow_zero=True),
             drop_after=parse_duration(params["drop_after"], "drop_after", allow_zero=True),
         )
@@ -143,12 +146,13 @@ def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.date
     }
     if new_state != state and not check_mode:
         save_state(request.path, new_state)
+    signing, trust_also = signing_and_trust(stage, request.old_ca_path, request.new_ca_path)
     result = dict(
         changed=new_state != state,
         stage=stage,
         advanced=decision.advanced,
-        signing_ca_path=request.new_ca_path if stage in ("switched", "done") else request.old_ca_path,
-        trust_also={"trust_both": [request.new_ca_path], "switched": [request.old_ca_path], "done": []}[stage],
+        signing_ca_path=signing,
+        trust_also=trust_also,
         hosts_missing_new_root=missing,
         hosts_on_old_ca=old,
         times=decision.times,

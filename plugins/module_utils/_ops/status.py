@@ -19,6 +19,10 @@ from urllib.parse import quote
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.rotation import load_state, states_beside
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import metrics
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import secret_where
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import keyring as kr
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.params import request_from
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write, read_bytes
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyring import STAGES as KEYRING_STAGES
@@ -31,8 +35,8 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil i
 )
 
 URGENCY = {"expired": 0, "missing": 1, "blocked": 2, "not_ready": 3, "due": 4, "ok": 5}
-CRL_WARN = datetime.timedelta(days=3)  # the revoke module's default crl_renew_before
-KEYRING_NEXT = {"added": "promote", "promoted": "retire"}
+CRL_WARN = parse_duration(revocation.DEFAULT_CRL_RENEW_BEFORE, "crl_renew_before")
+KEYRING_NEXT = kr.NEXT_STEP
 COLUMNS = ("status", "kind", "name", "where", "expires", "stage", "next_action", "next_due", "note")
 
 
@@ -50,15 +54,10 @@ class StatusRequest:
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> "StatusRequest":
-        return cls(
-            ca_paths=params["ca_paths"],
-            cas=params["cas"],
-            rotation_states=params["rotation_states"],
-            nodes=params["nodes"],
-            kubernetes=params["kubernetes"],
-            namespaces=params["namespaces"],
+        return request_from(
+            cls,
+            params,
             warn_within=parse_duration(params["warn_within"], "warn_within"),
-            report_path=params["report_path"],
             metrics_path=metrics.check_path(params.get("metrics_path"), "metrics_path"),
         )
 
@@ -161,7 +160,7 @@ def ca_items(paths, cas, now, warn) -> List[Dict[str, Any]]:
         if not public.get("issuer"):
             raise PKIError("cas[%d]" % index, "has no public.issuer", "pass what securebydefault.pki.ca_info returned")
         secret = location.get("secret")
-        where = "Secret %s/%s" % (secret["namespace"], secret["name"]) if secret else str(location.get("path"))
+        where = secret_where(secret["namespace"], secret["name"]) if secret else str(location.get("path"))
         if info.get("host"):
             where = "%s:%s" % (info["host"], where)
         crl = info.get("crl")

@@ -29,7 +29,7 @@ from typing import Dict, Iterable, Optional, Tuple
 from ..pki import ledger
 from ..pki.ca_store import CA_FILES, Change
 from ..pki.errors import PKIError
-from .client import Kube, namespaced_path
+from .client import Kube, namespaced_path, secret_where
 from .labels import CA_LABEL, MANAGED_BY
 from .objects import ATTEMPTS, UNREAD, write_with_retry
 
@@ -46,7 +46,7 @@ class SecretStore:
         self.name = name
         self.field = field
         self.dry_run = dry_run
-        self.where = "Secret %s/%s" % (namespace, name)
+        self.where = secret_where(namespace, name)
         self.path = namespaced_path("v1", "secrets", namespace, name)
         self.conflicts = 0  # how many writes were redone after another writer's
         # The Secret as this task last read it: an update tries it first instead of reading again

@@ -227,6 +227,11 @@ class Kube:
             time.sleep(interval)
 
 
+def secret_where(namespace: str, name: str) -> str:
+    """How messages and reports name a Secret."""
+    return "Secret %s/%s" % (namespace, name)
+
+
 def connect(params) -> "Kube":
     """The connection the options of securebydefault.pki.k8s.access describe."""
     return Kube(kubeconfig=params.get("kubeconfig"), context=params.get("context"),

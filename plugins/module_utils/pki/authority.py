@@ -190,9 +190,29 @@ class NameConstraintsSpec:
         }
 
 
+def key_usage(**allowed: bool) -> "x509.KeyUsage":
+    """The KeyUsage extension with only the usages named true (every other one false)."""
+    flags = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
+    return x509.KeyUsage(**{flag: bool(allowed.get(flag)) for flag in flags})
+
+
+# The longest leaf a CA signs unless told otherwise (the CA/Browser Forum's 397 days), also cluster_ca's default.
+DEFAULT_MAX_LEAF_VALIDITY = datetime.timedelta(days=397)
+
+
 @dataclass(frozen=True)
 class SigningPolicy:
-    max_validity: datetime.timedelta = datetime.timedelta(days=397)
+    max_validity: datetime.timedelta = DEFAULT_MAX_LEAF_VALIDITY
     allow_wildcard: bool = False
 
 
@@ -236,17 +256,7 @@ def create_ca_certificate(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            key_usage(digital_signature=True, key_cert_sign=True, crl_sign=True),
             critical=True,
         )
         .add_extension(_ski(key.public_key()), critical=False)
@@ -401,17 +411,7 @@ class CertificateAuthority:
         usage_set = sorted(set(usages))
         not_after = min(now + valid_for, *[not_valid_after(c) for c in [self.certificate] + self.chain])
         public = csr.public_key()
-        key_usage = x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=isinstance(public, rsa.RSAPublicKey),
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        )
+        usage = key_usage(digital_signature=True, key_encipherment=isinstance(public, rsa.RSAPublicKey))
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(identity.subject_common_name()))
@@ -421,7 +421,7 @@ class CertificateAuthority:
             .not_valid_before(now - BACKDATE)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(key_usage, critical=True)
+            .add_extension(usage, critical=True)
             .add_extension(x509.ExtendedKeyUsage([_usage_oids()[u] for u in usage_set]), critical=False)
             .add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
             .add_extension(_ski(public), critical=False)

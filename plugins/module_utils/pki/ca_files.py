@@ -26,7 +26,7 @@ from typing import Dict, Mapping, Optional, Tuple
 
 from .errors import PKIError
 from .files import FileSpec, atomic_write, read_bytes
-from .timeutil import parse_isoformat
+from .timeutil import MAX_DURATION_SECONDS, parse_isoformat
 
 REQUIRED = ("ca.crt", "ca.key", "root.crt")
 
@@ -210,7 +210,7 @@ def _metadata_problem(meta) -> Optional[str]:
     if not isinstance(policy, dict):
         return "policy is not an object"
     limit = policy.get("max_leaf_validity", 0)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 100 * 366 * 86400:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_DURATION_SECONDS:
         return "policy.max_leaf_validity is not a number of seconds"
     if not isinstance(policy.get("allow_wildcard", False), bool):
         return "policy.allow_wildcard is not true or false"

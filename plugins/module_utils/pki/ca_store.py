@@ -34,7 +34,14 @@ try:
 except ImportError:  # modules report it through _ops.runner.require_cryptography()
     pass
 
-from .authority import CertificateAuthority, NameConstraintsSpec, SigningPolicy, create_ca_certificate, verify_signed_by
+from .authority import (
+    DEFAULT_MAX_LEAF_VALIDITY,
+    CertificateAuthority,
+    NameConstraintsSpec,
+    SigningPolicy,
+    create_ca_certificate,
+    verify_signed_by,
+)
 from .bundle import certificate_pem, describe, is_ca_certificate, load_certificate
 from . import files as fs
 from . import ledger
@@ -182,7 +189,9 @@ def load_ca_from(
         raise PKIError(passphrase_field if "passphrase" in exc.problem else exc.field, exc.problem, exc.fix) from None
     policy_meta = meta.get("policy") or {}
     policy = SigningPolicy(
-        max_validity=datetime.timedelta(seconds=int(policy_meta.get("max_leaf_validity", 397 * 86400))),
+        max_validity=datetime.timedelta(
+            seconds=int(policy_meta.get("max_leaf_validity", DEFAULT_MAX_LEAF_VALIDITY.total_seconds()))
+        ),
         allow_wildcard=bool(policy_meta.get("allow_wildcard", False)),
     )
     same = cert == root

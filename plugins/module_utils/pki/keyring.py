@@ -40,6 +40,8 @@ KINDS: Dict[str, Tuple[str, ...]] = {
     "ed25519": ("private", "public"),
 }
 SECRET_PARTS = ("key", "password", "private")
+# The step each stage of a rotation waits for.
+NEXT_STEP = {"added": "promote", "promoted": "retire"}
 # Kinds made with cryptography; symmetric keys and passwords need only the standard library.
 KEY_PAIR_KINDS = ("ec", "rsa", "ed25519")
 ENTRY = re.compile(r"^r([1-9][0-9]*)\.([a-z]+)(\.primary)?$")
@@ -389,9 +391,9 @@ def next_due(ring: Keyring, gates: Gates, now: datetime.datetime) -> Tuple[Optio
     if stage == "empty":
         return "create", isoformat(now)
     if stage == "added":
-        return "promote", isoformat(stage_time(ring, "added", now) + gates.promote_after)
+        return NEXT_STEP[stage], isoformat(stage_time(ring, "added", now) + gates.promote_after)
     if stage == "promoted":
-        return "retire", isoformat(stage_time(ring, "promoted", now) + gates.retire_after)
+        return NEXT_STEP[stage], isoformat(stage_time(ring, "promoted", now) + gates.retire_after)
     if gates.rotate_every is not None:
         return "add", isoformat(stage_time(ring, "single", now) + gates.rotate_every)
     return None, None

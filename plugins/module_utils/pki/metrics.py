@@ -32,9 +32,10 @@ CA_ROTATION_STAGE = PREFIX + "ca_rotation_stage"
 CA_ROTATION_STAGE_SINCE = PREFIX + "ca_rotation_stage_since_timestamp_seconds"
 KEYRING_STAGE = PREFIX + "keyring_stage"
 KEYRING_STAGE_SINCE = PREFIX + "keyring_stage_since_timestamp_seconds"
-# The live TLS probe (issue #15, not written yet): what an endpoint serves, with the labels host and endpoint,
-# compared with CERTIFICATE_NOT_AFTER of the same host by the alert "renewed on disk but not served".
+# The live TLS probe (tls_probe): what an endpoint serves, with the labels host and endpoint, compared with
+# CERTIFICATE_NOT_AFTER of the same host by the alert "renewed on disk but not served".
 ENDPOINT_SERVED_NOT_AFTER = PREFIX + "endpoint_served_not_after_timestamp_seconds"
+ENDPOINT_PROBE_SUCCESS = PREFIX + "endpoint_probe_success"
 
 GAUGE = "gauge"
 
@@ -56,9 +57,13 @@ FAMILIES: Dict[str, Tuple[str, str]] = {
         GAUGE,
         "End of validity (notAfter) of the certificate a TLS endpoint serves, Unix time.",
     ),
+    ENDPOINT_PROBE_SUCCESS: (
+        GAUGE,
+        "1 when the last probe of a TLS endpoint completed a handshake (verified, when given a bundle), else 0.",
+    ),
 }
-# What the collection writes today; ENDPOINT_SERVED_NOT_AFTER comes with the live TLS probe.
-WRITTEN = tuple(name for name in FAMILIES if name != ENDPOINT_SERVED_NOT_AFTER)
+# What the collection writes (every family).
+WRITTEN = tuple(FAMILIES)
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -214,3 +219,23 @@ def write(path: str, text: str, check_mode: bool, field: str = "metrics_path") -
                 "choose a directory the task's user can write (become root), e.g. the textfile collector's",
             ) from None
     return changed
+
+
+def options(params: Mapping[str, Any], reserved: Iterable[str]) -> Tuple[Optional[str], Dict[str, str]]:
+    """(metrics_path, metrics_labels) of a module, both checked; labels without a path are refused."""
+    path = check_path(params.get("metrics_path"), "metrics_path")
+    extra = check_label_names(params.get("metrics_labels"), "metrics_labels", reserved)
+    if extra and not path:
+        raise PKIError("metrics_labels", "is set without metrics_path", "set metrics_path, or drop metrics_labels")
+    return path, extra
+
+
+def attach(
+    result: Dict[str, Any], path: Optional[str], exposition: Optional["Exposition"], check_mode: bool
+) -> Dict[str, Any]:
+    """Write ``exposition`` to ``path`` (when given): the result gets the text, and changed if the file did."""
+    if path and exposition is not None:
+        text = exposition.render()
+        result["metrics"] = text
+        result["changed"] = write(path, text, check_mode, "metrics_path") or bool(result.get("changed"))
+    return result

@@ -40,6 +40,8 @@ from .timeutil import format_duration, isoformat, parse_isoformat
 
 STATE = "revoked.json"
 CRL = "crl.pem"
+# How long before its next update a CRL is published again (revoke's crl_renew_before, rotation_status's "due").
+DEFAULT_CRL_RENEW_BEFORE = "3d"
 FORMAT = 1
 # RFC 5280 reason codes a decommissioning operator would pick; "unspecified" is written as no reason code.
 REASONS = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .errors import PKIError
 from .timeutil import isoformat, parse_isoformat
@@ -19,6 +19,12 @@ from .timeutil import isoformat, parse_isoformat
 ORDER = ["trust_both", "switched", "done"]
 # The stage each stage leads to.
 NEXT = {"trust_both": "switched", "switched": "done"}
+
+
+def signing_and_trust(stage: str, old: str, new: str) -> Tuple[str, List[str]]:
+    """(the CA that signs node certificates, the further CAs nodes trust) in ``stage`` of a rotation old -> new."""
+    signing = new if stage in ("switched", "done") else old
+    return signing, {"trust_both": [new], "switched": [old], "done": []}[stage]
 
 
 @dataclass

@@ -111,7 +111,7 @@ def test_names_follow_the_conventions():
         assert kind == "gauge" and help_text
         assert name.endswith("_seconds") == ("timestamp" in name)
         assert not name.endswith("_total")
-    assert metrics.ENDPOINT_SERVED_NOT_AFTER not in metrics.WRITTEN
+    assert metrics.ENDPOINT_SERVED_NOT_AFTER in metrics.WRITTEN and metrics.ENDPOINT_PROBE_SUCCESS in metrics.WRITTEN
     # the probe's metric lines up with the on-disk one: only the subject differs
     assert metrics.ENDPOINT_SERVED_NOT_AFTER.replace("endpoint_served", "certificate") == metrics.CERTIFICATE_NOT_AFTER
 

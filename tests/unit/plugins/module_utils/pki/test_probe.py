@@ -177,3 +177,56 @@ def test_an_unreadable_client_key_is_an_error_naming_the_option(world, tmp_path)
     with pytest.raises(PKIError) as caught:
         run(world, server, client_cert_path=str(tmp_path / "missing.crt"), client_key_path=str(tmp_path / "k"))
     assert caught.value.field == "client_cert_path"
+
+
+# -- tls_probe's metrics file, read back by Prometheus' own parser
+def probe_params(server, tmp_path, **extra):
+    params = {"endpoint": "127.0.0.1:%d" % server.port, "server_name": None, "bundle": None, "bundle_path": None,
+              "client_cert_path": None, "client_key_path": None, "timeout": 2.0,
+              "metrics_path": str(tmp_path / "probe.prom"), "metrics_labels": {"host": "server.pki.test"}}
+    params.update(extra)
+    return params
+
+
+class Ctx:
+    def __init__(self, params, check_mode=False):
+        self.params, self.check_mode = params, check_mode
+
+
+def test_the_probe_metrics_say_what_is_served(world, tmp_path):
+    parser = pytest.importorskip("prometheus_client.parser")
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops import probe as ops
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import not_valid_after
+
+    server = world["serve"](node_dir=str(world["dir"] / "server"))
+    params = probe_params(server, tmp_path, bundle=world["bundle"], server_name="server.pki.test")
+    dry = ops.tls_probe(Ctx(params, check_mode=True))
+    assert dry["changed"] and not (tmp_path / "probe.prom").exists()
+    out = ops.tls_probe(Ctx(params))
+    assert out["changed"] and (tmp_path / "probe.prom").read_text() == out["metrics"]
+    found = {f.name: {frozenset(s.labels.items()): s.value for s in f.samples}
+             for f in parser.text_string_to_metric_families(out["metrics"])}
+    labels = frozenset({"endpoint": "127.0.0.1:%d" % server.port, "host": "server.pki.test"}.items())
+    from cryptography import x509
+    served = x509.load_pem_x509_certificate((world["dir"] / "server" / "node.crt").read_bytes())
+    assert found["securebydefault_pki_endpoint_served_not_after_timestamp_seconds"][labels] == \
+        not_valid_after(served).timestamp()
+    assert found["securebydefault_pki_endpoint_probe_success"][labels] == 1
+    assert not ops.tls_probe(Ctx(params))["changed"]  # nothing in it changes between probes
+    wrong = ops.tls_probe(Ctx(dict(params, server_name="other.pki.test")))
+    assert wrong["changed"] and "securebydefault_pki_endpoint_probe_success{" in wrong["metrics"]
+    assert wrong["metrics"].count("} 0\n") == 1  # not verified: no success
+
+
+def test_probe_metrics_labels_are_checked_before_any_connection(world, tmp_path):
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops import probe as ops
+
+    server = world["serve"](node_dir=str(world["dir"] / "server"))
+    for extra, field in (({"metrics_labels": {"endpoint": "x"}}, "metrics_labels"),
+                         ({"metrics_labels": {"bad-label": "x"}}, "metrics_labels"),
+                         ({"metrics_path": str(tmp_path / "probe.txt")}, "metrics_path"),
+                         ({"metrics_path": None}, "metrics_labels")):
+        with pytest.raises(PKIError) as caught:
+            ops.tls_probe(Ctx(probe_params(server, tmp_path, **extra)))
+        assert caught.value.field == field
+    assert server.peers == [] and not server.errors  # nothing connected
