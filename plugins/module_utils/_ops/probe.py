@@ -14,17 +14,25 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files impo
 def request_from(params: Dict[str, Any]) -> probe.ProbeRequest:
     """The probe the options describe, every option checked before any connection."""
     endpoint = probe.parse_endpoint(params["endpoint"], "endpoint")
-    bundle = params["bundle"]
+    bundle, bundle_field = params["bundle"], "bundle"
     if params["bundle_path"]:
+        bundle_field = "bundle_path"
         data = read_bytes(params["bundle_path"], "bundle_path")
         if data is None:
             raise PKIError("bundle_path", "%s does not exist" % params["bundle_path"], "point it at a PEM CA bundle")
         bundle = data.decode("ascii", "replace")
+    if bundle is not None:
+        from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificates
+
+        if not load_certificates(bundle, bundle_field):
+            raise PKIError(bundle_field, "holds no PEM certificate", "give the CA bundle (PEM) to verify against")
     server_name = params["server_name"]
     if server_name:
         from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import parse_name
 
         server_name = str(parse_name(server_name, "server_name"))
+        if "://" in server_name:
+            raise PKIError("server_name", "%r is a URI" % params["server_name"], "give a DNS name or an IP address")
     if not 0 < params["timeout"] <= 300:
         raise PKIError("timeout", "%r is not between 0 and 300 seconds" % params["timeout"], "e.g. timeout: 5")
     return probe.ProbeRequest(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import stat
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
@@ -24,7 +23,13 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki import key
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import revocation
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.params import request_from
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import FileSpec, atomic_write, read_bytes
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import (
+    FileSpec,
+    atomic_write,
+    planted_in_shared_directory,
+    read_bytes,
+    read_own_public,
+)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyring import STAGES as KEYRING_STAGES
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import NEXT, ORDER
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
@@ -320,26 +325,15 @@ def render(items: List[Dict[str, Any]], summary: Dict[str, int], now) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _planted_in_shared_directory(path: str) -> bool:
-    try:
-        parent, entry = os.stat(os.path.dirname(path)), os.lstat(path)
-    except OSError:
-        return False
-    shared = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
-    return bool(shared) and (
-        stat.S_ISLNK(entry.st_mode) or stat.S_ISFIFO(entry.st_mode) or stat.S_ISSOCK(entry.st_mode)
-    )
-
-
 def write_report(path: str, report: str, check_mode: bool) -> bool:
     """Write the report when more than its time line changed; whether it did (or would)."""
     try:
-        old = read_bytes(path, "report_path")
-    except PKIError:
+        old = read_own_public(path, "report_path", 0o644, len(report))
+    except (PKIError, OSError):
         # A link or FIFO that someone planted in a shared sticky directory (/tmp) is replaced by the rename,
         # never followed; anything else that is not a regular file (/dev/null, a directory) is refused.
         # Check mode writes nothing either way.
-        if not check_mode and not _planted_in_shared_directory(path):
+        if not check_mode and not planted_in_shared_directory(path):
             raise
         old = None
     changed = old is None or old.decode("utf-8", "replace").split("\n", 1)[-1] != report.split("\n", 1)[-1]
@@ -401,8 +395,6 @@ def status_metrics(items: List[Dict[str, Any]]) -> metrics.Exposition:
             _stage_metrics(out, metrics.CA_ROTATION_STAGE, metrics.CA_ROTATION_STAGE_SINCE, labels, ORDER, entry)
         elif kind in ("keyring", "k8s_keyring"):
             _stage_metrics(out, metrics.KEYRING_STAGE, metrics.KEYRING_STAGE_SINCE, labels, KEYRING_STAGES, entry)
-    # The live TLS probe (issue #15) adds its series here, when the report is given probe results:
-    # metrics.ENDPOINT_SERVED_NOT_AFTER with the labels host and endpoint (see docs/monitoring.md).
     return out
 
 

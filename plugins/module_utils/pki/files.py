@@ -347,6 +347,39 @@ def atomic_write(spec: FileSpec, data: bytes, dir_owner: int = -1, public: bool 
     commit_staged(stage_file(spec, data, dir_owner, public), spec.path)
 
 
+def planted_in_shared_directory(path: str) -> bool:
+    """Whether ``path`` is a link, FIFO or socket in a sticky world-writable directory (/tmp): something another
+    user may have planted under the name of a public file, which the rename of ``atomic_write(public=True)``
+    replaces without following it."""
+    try:
+        parent, entry = os.stat(os.path.dirname(path)), os.lstat(path)
+    except OSError:
+        return False
+    shared = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+    return bool(shared) and (
+        stat.S_ISLNK(entry.st_mode) or stat.S_ISFIFO(entry.st_mode) or stat.S_ISSOCK(entry.st_mode)
+    )
+
+
+def read_own_public(path: str, field: str, mode: int, expected_size: int) -> Optional[bytes]:
+    """The content of a public file this user wrote at ``path``, to decide whether to write it again.
+
+    None (write it) when it is absent, far larger than it should be (never read whole), or not the file this
+    user would have written: owned by someone else, with other hard links, or another mode - a file planted
+    with exactly the expected bytes must not be adopted and later edited by whoever planted it.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(st.st_mode) and st.st_size > 4 * expected_size + 65536:
+        return None
+    data = read_bytes(path, field)
+    if data is not None and (st.st_uid != os.geteuid() or st.st_nlink != 1 or stat.S_IMODE(st.st_mode) != mode):
+        return None
+    return data
+
+
 def remove_quietly(path: str) -> None:
     try:
         os.unlink(path)

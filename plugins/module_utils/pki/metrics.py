@@ -20,7 +20,7 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .errors import PKIError
-from .files import FileSpec, atomic_write, read_bytes
+from .files import FileSpec, atomic_write, planted_in_shared_directory, read_own_public
 
 PREFIX = "securebydefault_pki_"
 
@@ -194,14 +194,16 @@ def write(path: str, text: str, check_mode: bool, field: str = "metrics_path") -
 
     The file is replaced atomically (node_exporter never reads half a file; the temporary name,
     ``.<name>.prom.<random>``, does not end in .prom), mode 0644, and may be in a sticky
-    world-writable directory. A link or anything but a regular file at ``path`` is refused naming
-    ``field``; in check mode nothing is written or refused, and it counts as a change.
+    world-writable directory: a link, FIFO or socket planted there is replaced, never followed; elsewhere
+    anything but a regular file at ``path`` is refused naming ``field``. A file that is not this user's own
+    (another owner, another mode, other hard links) is written again even with the right content. In check
+    mode nothing is written or refused, and it counts as a change.
     """
     data = text.encode("utf-8")
     try:
-        old = read_bytes(path, field)
+        old = read_own_public(path, field, 0o644, len(data))
     except (PKIError, OSError) as exc:
-        if not check_mode:
+        if not check_mode and not planted_in_shared_directory(path):
             if isinstance(exc, PKIError):
                 raise
             raise PKIError(field, "cannot read %s: %s" % (path, exc.strerror or exc), "check the path") from None

@@ -16,16 +16,15 @@ whole presented chain is read where Python offers it (3.13+); before that, the l
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import ssl
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import PKIError
 
-# What the server may say when it refuses our client certificate (TLS 1.2 in the handshake, TLS 1.3 after it).
+# What the server may say when it refuses a client certificate we presented (TLS 1.2 in the handshake, TLS 1.3
+# after it). Without one presented, only CERTIFICATE_REQUIRED says for sure that the server wants one.
 _CLIENT_REFUSALS = (
     "CERTIFICATE_REQUIRED",
     "BAD_CERTIFICATE",
@@ -95,6 +94,14 @@ class ProbeRequest:
 
 
 def _describe(der: bytes) -> Dict[str, Any]:
+    """The fields of one presented certificate; one that cannot be parsed is described as such."""
+    try:
+        return _fields(der)
+    except ValueError as exc:  # a lying endpoint: a malformed certificate is what it serves, not a crash
+        return {"error": "the certificate cannot be parsed: %s" % exc}
+
+
+def _fields(der: bytes) -> Dict[str, Any]:
     from cryptography import x509
 
     from .bundle import fingerprint
@@ -123,9 +130,9 @@ def _reason(exc: Optional[BaseException]) -> str:
     return getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
 
 
-def _refused_client(exc: BaseException) -> bool:
+def _refused_client(exc: BaseException, presented: bool) -> bool:
     reason = str(getattr(exc, "reason", "") or exc).upper().replace(" ", "_")
-    return any(word in reason for word in _CLIENT_REFUSALS)
+    return any(word in reason for word in (_CLIENT_REFUSALS if presented else ("CERTIFICATE_REQUIRED",)))
 
 
 class _Handshake:
@@ -159,19 +166,27 @@ class _Handshake:
             self.tls.close()
 
 
-def _context(request: ProbeRequest, verify: bool, cafile: Optional[str]) -> ssl.SSLContext:
+def _no_passphrase() -> str:
+    raise PKIError(
+        "client_key_path",
+        "the client key is encrypted",
+        "give the probe an unencrypted key (it would otherwise wait for a passphrase on a terminal)",
+    )
+
+
+def _context(request: ProbeRequest, verify: bool, bundle_pem: Optional[str] = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if verify:
         context.check_hostname = True
         context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cafile=cafile)
+        context.load_verify_locations(cadata=bundle_pem)
     else:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if request.client_cert_path:
         try:
-            context.load_cert_chain(request.client_cert_path, request.client_key_path)
+            context.load_cert_chain(request.client_cert_path, request.client_key_path, password=_no_passphrase)
         except (OSError, ssl.SSLError) as exc:
             raise PKIError(
                 "client_cert_path",
@@ -184,15 +199,17 @@ def _context(request: ProbeRequest, verify: bool, cafile: Optional[str]) -> ssl.
 
 def _client_verdict(hs: _Handshake) -> Tuple[Optional[bool], Optional[str]]:
     """(accepted, why not): TLS 1.3 servers refuse a client certificate after the handshake, so read once."""
+    presented = bool(hs.request.client_cert_path)
     if hs.tls is None:
-        return (False, _reason(hs.error)) if hs.error is not None and _refused_client(hs.error) else (None, None)
+        refused = hs.error is not None and _refused_client(hs.error, presented)
+        return (False, _reason(hs.error)) if refused else (None, None)
     hs.tls.settimeout(min(hs.request.timeout, 1.0))
     try:
         hs.tls.recv(1)
     except (socket.timeout, ssl.SSLWantReadError):
         return True, None  # no alert in time: the server kept the connection with our certificate
     except ssl.SSLError as exc:
-        if _refused_client(exc):
+        if _refused_client(exc, presented):
             return False, _reason(exc)
         return True, None
     except OSError as exc:
@@ -223,7 +240,8 @@ def probe(request: ProbeRequest) -> Dict[str, Any]:
         "client_certificate_required": False,
         "error": None,
     }
-    with _Handshake(request, _context(request, verify=False, cafile=None)) as hs:
+    leaf = None
+    with _Handshake(request, _context(request, verify=False)) as hs:
         if not hs.connected:
             result["error"] = "cannot connect to %s: %s" % (request.endpoint, _reason(hs.error))
             return result
@@ -245,10 +263,16 @@ def probe(request: ProbeRequest) -> Dict[str, Any]:
                 )
             else:
                 result["error"] = "no TLS handshake with %s: %s" % (request.endpoint, _reason(hs.error))
+                if "HANDSHAKE_FAILURE" in result["error"].upper().replace(" ", "_"):
+                    result["error"] += (
+                        " (the server may want a client certificate, or share no protocol or cipher with this client)"
+                    )
             return result
         result["tls"] = True
         result["protocol"] = hs.tls.version()
-        result["chain"] = [_describe(der) for der in _chain_of(hs.tls)]
+        presented = _chain_of(hs.tls)
+        leaf = presented[0] if presented else None
+        result["chain"] = [_describe(der) for der in presented]
         # TLS 1.3 servers refuse (or demand) a client certificate after the client's handshake is done
         accepted, why = _client_verdict(hs)
         if request.client_cert_path:
@@ -259,25 +283,20 @@ def probe(request: ProbeRequest) -> Dict[str, Any]:
             result["client_certificate_required"] = True
             result["error"] = "the server requires a client certificate: %s" % why
     if request.bundle_pem is not None:
-        result["verified"], result["verify_error"] = _verify(request)
+        result["verified"], result["verify_error"] = _verify(request, leaf)
     return result
 
 
-def _verify(request: ProbeRequest) -> Tuple[bool, Optional[str]]:
-    """A second handshake that verifies chain and name against the bundle, as a real client does."""
-    from .bundle import load_certificates
+def _verify(request: ProbeRequest, leaf: Optional[bytes]) -> Tuple[bool, Optional[str]]:
+    """A second handshake that verifies chain and name against the bundle, as a real client does.
 
-    if not load_certificates(request.bundle_pem or "", "bundle"):
-        raise PKIError("bundle", "no PEM certificate in the bundle", "pass the CA bundle (PEM) to verify against")
-    handle, cafile = tempfile.mkstemp(prefix="tls-probe-", suffix=".pem")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(request.bundle_pem or "")
-        context = _context(request, verify=True, cafile=cafile)
-    finally:
-        os.unlink(cafile)
-    with _Handshake(request, context) as hs:
+    It must see the leaf the first connection saw: an endpoint (or a load balancer) that serves another
+    certificate on the verifying connection does not verify.
+    """
+    with _Handshake(request, _context(request, verify=True, bundle_pem=request.bundle_pem)) as hs:
         if hs.tls is not None:
+            if leaf is not None and hs.tls.getpeercert(binary_form=True) != leaf:
+                return False, "the endpoint presented another certificate on the verifying connection"
             return True, None
         error = hs.error
         if isinstance(error, ssl.SSLCertVerificationError):

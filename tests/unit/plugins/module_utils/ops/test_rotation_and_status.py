@@ -171,3 +171,35 @@ def test_an_edited_keyring_state_does_not_hide_the_keyring():
     out = status.report(status.StatusRequest(kubernetes=True), kube=kube, now=NOW)
     ring = next(e for e in out["items"] if e["kind"] == "k8s_keyring")
     assert ring["status"] == "blocked" and "not a state" in ring["note"]
+
+
+def test_a_socket_or_fifo_planted_in_a_shared_directory_is_replaced(tmp_path):
+    import socket
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    os.mkfifo(str(shared / "fifo.md"))
+    with socket.socket(socket.AF_UNIX) as planted:
+        planted.bind(str(shared / "socket.md"))
+        for name in ("fifo.md", "socket.md"):
+            out = status.report(status.StatusRequest(report_path=str(shared / name)), now=NOW)
+            assert out["changed"] and (shared / name).read_text() == out["report"]
+
+
+def test_a_planted_report_is_not_adopted_even_with_the_right_content(tmp_path):
+    """Someone else's file with the expected bytes is written again (it becomes ours), a huge one not read."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    path = shared / "status.md"
+    first = status.report(status.StatusRequest(report_path=str(path)), now=NOW)
+    assert first["changed"]
+    path.chmod(0o666)  # the right bytes, but writable by anyone: not what this module writes
+    assert status.report(status.StatusRequest(report_path=str(path)), now=NOW)["changed"]
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert not status.report(status.StatusRequest(report_path=str(path)), now=NOW)["changed"]
+    with open(str(path), "r+b") as handle:
+        handle.truncate(1 << 34)  # 16 GiB, sparse: never read whole
+    assert status.report(status.StatusRequest(report_path=str(path)), now=NOW)["changed"]
+    assert path.stat().st_size < 4096

@@ -18,8 +18,10 @@ from ansible_collections.securebydefault.pki.tests.unit.plugins.module_utils.pki
 class Server:
     """A TLS (or plain TCP) server on 127.0.0.1 that serves until stopped; counts what it saw."""
 
-    def __init__(self, node_dir=None, client_ca=None, require_client=False, plain=b"", silent=False, tls12=False):
+    def __init__(self, node_dir=None, client_ca=None, require_client=False, plain=b"", silent=False, tls12=False,
+                 alternate=None, cert_key=None):
         self.context = None
+        self.contexts = []
         if node_dir is not None:
             self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             if tls12:  # a client certificate is then refused inside the handshake, not after it
@@ -29,6 +31,13 @@ class Server:
             if client_ca is not None:
                 self.context.load_verify_locations(client_ca)
                 self.context.verify_mode = ssl.CERT_REQUIRED if require_client else ssl.CERT_OPTIONAL
+        if cert_key is not None:  # a certificate and key given as files (e.g. a malformed certificate)
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(*cert_key)
+        if alternate is not None:  # every other connection is served with another certificate
+            other = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            other.load_cert_chain(os.path.join(alternate, "node-fullchain.crt"), os.path.join(alternate, "node.key"))
+            self.contexts = [self.context, other]
         self.plain, self.silent = plain, silent
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -57,7 +66,8 @@ class Server:
                     conn.sendall(self.plain)
                 else:
                     conn.settimeout(3)
-                    with self.context.wrap_socket(conn, server_side=True) as tls:
+                    context = self.contexts[len(self.peers) % 2] if self.contexts else self.context
+                    with context.wrap_socket(conn, server_side=True) as tls:
                         self.peers.append(tls.getpeercert())
                         tls.sendall(b"ok")
             except (ssl.SSLError, OSError) as exc:
@@ -136,8 +146,14 @@ def test_client_certificates_accepted_refused_and_required(world, tls12):
     rogue = run(world, server, **client(world, "rogue"))
     assert rogue["client_certificate_accepted"] is False and "client certificate" in rogue["error"]
     none = run(world, server)
-    assert none["reachable"] and none["tls"] and none["client_certificate_accepted"] is None
-    assert none["client_certificate_required"] is True and "requires a client certificate" in none["error"]
+    assert none["reachable"] and none["client_certificate_accepted"] is None
+    if tls12:
+        # a TLS 1.2 server says only "handshake failure": that may be a missing client certificate or no
+        # common cipher, and the probe does not pretend to know which
+        assert none["client_certificate_required"] is False and "may want a client certificate" in none["error"]
+    else:
+        assert none["tls"] and none["client_certificate_required"] is True
+        assert "requires a client certificate" in none["error"]
     optional = world["serve"](node_dir=str(world["dir"] / "server"), client_ca=client_ca)
     assert run(world, optional)["client_certificate_required"] is False
 
@@ -230,3 +246,64 @@ def test_probe_metrics_labels_are_checked_before_any_connection(world, tmp_path)
             ops.tls_probe(Ctx(probe_params(server, tmp_path, **extra)))
         assert caught.value.field == field
     assert server.peers == [] and not server.errors  # nothing connected
+
+
+def test_a_certificate_swapped_on_the_verifying_connection_does_not_verify(world):
+    """The first connection sees a foreign certificate, the second the real one: not verified."""
+    server = world["serve"](node_dir=str(world["dir"] / "rogue"), alternate=str(world["dir"] / "server"))
+    out = run(world, server, bundle_pem=world["bundle"], server_name="server.pki.test")
+    assert out["chain"][0]["issuer"] == world["other"].certificate.subject.rfc4514_string()
+    assert out["verified"] is False and "another certificate" in out["verify_error"]
+
+
+def test_an_encrypted_client_key_fails_at_once_naming_the_key(world, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key((world["dir"] / "client" / "node.key").read_bytes(), None)
+    (tmp_path / "enc.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret-passphrase")))
+    server = world["serve"](node_dir=str(world["dir"] / "server"))
+    with pytest.raises(PKIError) as caught:
+        run(world, server, client_cert_path=str(world["dir"] / "client" / "node-fullchain.crt"),
+            client_key_path=str(tmp_path / "enc.key"))
+    assert caught.value.field in ("client_key_path", "client_cert_path") and "encrypted" in str(caught.value)
+
+
+def test_a_malformed_certificate_is_a_result_not_a_crash(world, tmp_path):
+    """A lying endpoint serves a certificate whose SAN holds a one-byte IP address."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "liar")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(7).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x03\x87\x01\x01"),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "liar.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "liar.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    server = world["serve"](cert_key=(str(tmp_path / "liar.crt"), str(tmp_path / "liar.key")))
+    out = run(world, server, bundle_pem=world["bundle"])
+    assert out["tls"] and "cannot be parsed" in out["chain"][0]["error"] and out["verified"] is False
+
+
+def test_bundle_and_server_name_are_checked_before_any_connection(world):
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops import probe as ops
+
+    server = world["serve"](node_dir=str(world["dir"] / "server"))
+    for extra, field in (({"bundle": "not a certificate"}, "bundle"),
+                         ({"server_name": "spiffe://pki.test/web"}, "server_name"),
+                         ({"server_name": "web pki.test"}, "server_name")):
+        with pytest.raises(PKIError) as caught:
+            ops.request_from(probe_params(server, world["dir"], metrics_path=None, metrics_labels=None, **extra))
+        assert caught.value.field == field
+    assert server.peers == [] and not server.errors
