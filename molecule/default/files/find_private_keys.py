@@ -6,6 +6,7 @@ node certificates. Encrypted keys cannot be compared and are listed separately.
 """
 import json
 import os
+import stat
 import sys
 
 from cryptography import x509
@@ -35,7 +36,9 @@ def main(argv):
             for name in files:
                 path = os.path.join(directory, name)
                 try:
-                    if os.path.islink(path) or os.path.getsize(path) > 65536:
+                    st = os.lstat(path)
+                    # regular files only: opening a FIFO someone left in /tmp would wait for a writer forever
+                    if not stat.S_ISREG(st.st_mode) or st.st_size > 65536:
                         continue
                     with open(path, "rb") as handle:
                         data = handle.read()
