@@ -16,7 +16,17 @@ description:
   - B(done) - nodes trust only the new root. It is reached only after O(drop_after), and only when every node's
     certificate chains to the new CA.
   - Evidence is what the nodes hold (their bundle and certificate, O(evidence)); a node that lacks it blocks the
-    next stage and is named. Re-running any stage is harmless; the state file is written atomically.
+    next stage and is named. A node of the play that gave no evidence (O(hosts_without_evidence)) blocks every
+    stage. Re-running any stage is harmless; the state file is written atomically.
+  - B(Live gates.) Files say what a service should use; only a handshake says what it uses. With O(endpoints),
+    this module probes every endpoint from the CA host before the next stage - before C(switched), each must
+    accept a client certificate of the new CA (a service still running on its old bundle refuses it); before
+    C(done), each must present a certificate that a client trusting only the new root accepts (a service that
+    never reloaded still serves the old one). An endpoint that fails blocks the stage and is named with the
+    reason in RV(blocked_by) and RV(endpoints). The client certificate is a probe identity made for this run -
+    a fresh key in memory and a certificate of the new CA valid for 10 minutes, without any name and for client
+    authentication only; its files exist in a private temporary directory only while the probes run. It needs
+    the new CA's key, hence O(new_ca_passphrase).
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.requirements
@@ -54,9 +64,44 @@ options:
     elements: dict
     default: []
   force:
-    description: Pass a time gate now (never the evidence check).
+    description: Pass a time gate now (never the evidence check nor the live gates).
     type: bool
     default: false
+  hosts_without_evidence:
+    description:
+      - Nodes of the play that gave no evidence this run (failed or unreachable); each blocks every stage as a node
+        without the new root and without a certificate of the new CA would. The role passes the hosts of the play
+        that are no longer active.
+    type: list
+    elements: str
+    default: []
+  endpoints:
+    description:
+      - The TLS endpoints each node serves, probed from the CA host for the live gates (see the description).
+      - Each endpoint is C(host:port) (an IPv6 address in brackets); none may be listed twice.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      host:
+        description: The node (inventory host) that serves these endpoints; named in messages.
+        type: str
+        required: true
+      endpoints:
+        description: Its endpoints, C(host:port) each.
+        type: list
+        elements: str
+        required: true
+      server_name:
+        description: The name sent (SNI) and verified before C(done); default the host part of each endpoint.
+        type: str
+  new_ca_passphrase:
+    description: Passphrase of the new CA's key, to sign the probe identity (only with O(endpoints)).
+    type: str
+  probe_timeout:
+    description: Seconds to wait for each connection and handshake of a live probe.
+    type: float
+    default: 5
 attributes:
   check_mode:
     support: full
@@ -78,6 +123,23 @@ EXAMPLES = r"""
       - host: node1.example.internal
         bundle: "{{ lookup('ansible.builtin.file', 'fetched/node1/ca-bundle.crt') }}"
         certificate: "{{ lookup('ansible.builtin.file', 'fetched/node1/node.crt') }}"
+  delegate_to: localhost
+  run_once: true
+  register: rotation
+
+- name: The same, gated on what the services present (probed from the CA host)
+  securebydefault.pki.ca_rotation:
+    path: /srv/pki/prod-2027.rotation.json
+    old_ca_path: /srv/pki/prod
+    new_ca_path: /srv/pki/prod-2027
+    new_ca_passphrase: "{{ vault_prod_2027_ca_passphrase }}"
+    evidence: "{{ ansible_play_hosts | map('extract', hostvars, 'rotation_evidence') | list }}"
+    endpoints:
+      - host: node1.example.internal
+        endpoints: [node1.example.internal:8443, node1.example.internal:2379]
+      - host: node2.example.internal
+        endpoints: ["10.20.0.12:8443"]
+        server_name: node2.example.internal
   delegate_to: localhost
   run_once: true
   register: rotation
@@ -137,6 +199,22 @@ hosts_on_old_ca:
   type: list
   elements: str
   sample: [node2.prod.example.internal]
+endpoints:
+  description:
+    - The live gate of the next stage, one entry per endpoint - C(host), C(endpoint), C(gate) (the stage it leads
+      to), C(check), C(passed), C(reason) and what it C(served) (serial, issuer, fingerprint, not_after). Empty when no
+      endpoints are given, before the rotation starts and once it is done.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - host: node3.prod.example.internal
+      endpoint: "10.20.0.13:8443"
+      gate: done
+      check: presents a certificate of the new CA
+      passed: false
+      reason: "a client trusting only the new root refuses what it serves (unable to get local issuer certificate)"
+      served: {serial: "5f1e0c", issuer: "CN=prod CA", fingerprint: "9c41...", not_after: "2027-03-01T00:00:00Z"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -154,6 +232,19 @@ ARGUMENT_SPEC = dict(
     drop_after=dict(type="str", default="1h"),
     evidence=dict(type="list", elements="dict", default=[]),
     force=dict(type="bool", default=False),
+    hosts_without_evidence=dict(type="list", elements="str", default=[]),
+    endpoints=dict(
+        type="list",
+        elements="dict",
+        default=[],
+        options=dict(
+            host=dict(type="str", required=True),
+            endpoints=dict(type="list", elements="str", required=True),
+            server_name=dict(type="str"),
+        ),
+    ),
+    new_ca_passphrase=dict(type="str", no_log=True),
+    probe_timeout=dict(type="float", default=5),
 )
 
 

@@ -69,6 +69,12 @@ class RotationRequest:
     drop_after: datetime.timedelta = datetime.timedelta(hours=1)
     evidence: List[Dict[str, Any]] = field(default_factory=list)
     force: bool = False
+    # hosts of the play that gave no evidence (failed or unreachable): each holds every gate
+    hosts_without_evidence: List[str] = field(default_factory=list)
+    # live endpoints per node ({host, endpoints, server_name}); probed from here with the new CA's probe identity
+    endpoints: List[Dict[str, Any]] = field(default_factory=list)
+    new_ca_passphrase: Optional[str] = None
+    probe_timeout: float = 5.0
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> "RotationRequest":
@@ -125,14 +131,26 @@ def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.date
             "%s records a rotation between other CAs" % request.path,
             "finish that rotation, or give this rotation its own state file",
         )
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import live_gate
+
+    targets = live_gate.targets_of(request.endpoints)
     missing, old = evidence_report(request.evidence, new_root, new_issuer)
+    silent = [host for host in request.hosts_without_evidence if host not in missing + old]
+    missing, old = missing + silent, old + silent
+    verdicts = _live_verdicts(request, state, targets, new_root, now)
     decision = decide(
         state.get("stage"),
         state.get("times") or {},
         request.stage,
         now,
         {"switched": request.switch_after, "done": request.drop_after},
-        Evidence(hosts=len(request.evidence), missing_new_root=missing, on_old_ca=old),
+        Evidence(
+            hosts=len(request.evidence) + len(request.hosts_without_evidence),
+            missing_new_root=missing,
+            on_old_ca=old,
+            endpoints=len(verdicts),
+            endpoints_holding_back=list(live_gate.holding_back(verdicts)),
+        ),
         request.force,
     )
     stage = decision.stage
@@ -155,11 +173,35 @@ def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.date
         trust_also=trust_also,
         hosts_missing_new_root=missing,
         hosts_on_old_ca=old,
+        endpoints=verdicts,
         times=decision.times,
     )
     if stage != "done":
         result.update(blocked_by=decision.blocked_by, next_due=decision.next_due, next_stage=NEXT[stage])
     return result
+
+
+def _live_verdicts(
+    request: RotationRequest, state: Dict[str, Any], targets, new_root: str, now: datetime.datetime
+) -> List[Dict[str, Any]]:
+    """Probe the endpoints for the gate after the recorded stage, once its time gate has opened.
+
+    None before the rotation starts, once it is done, or when this run does not ask for the next stage.
+    """
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import live_gate
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_isoformat
+
+    gate = NEXT.get(state.get("stage") or "")
+    if not targets or gate is None:
+        return []
+    if request.stage != "auto" and ORDER.index(request.stage) < ORDER.index(gate):
+        return []
+    wait = request.switch_after if gate == "switched" else request.drop_after
+    if now < parse_isoformat(state["times"][state["stage"]]) + wait and not request.force:
+        return []  # the time gate holds the stage anyway
+    ca = load_ca(request.new_ca_path, request.new_ca_passphrase, "new_ca_path", "new_ca_passphrase")
+    return live_gate.check(targets, gate, ca, new_root, request.probe_timeout)
 
 
 def ca_rotation(ctx) -> Dict[str, Any]:

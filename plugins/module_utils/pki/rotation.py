@@ -32,6 +32,8 @@ class Evidence:
     hosts: int
     missing_new_root: List[str] = field(default_factory=list)
     on_old_ca: List[str] = field(default_factory=list)
+    endpoints: int = 0  # how many live endpoints were probed for the next stage
+    endpoints_holding_back: List[str] = field(default_factory=list)  # "host endpoint (reason)" of each that failed
 
 
 @dataclass
@@ -75,12 +77,17 @@ def decide(
             due = isoformat(opens)
             if now < opens and not force:
                 blocked = "the %s gate opens at %s" % (target, due)
-            elif evidence.hosts == 0:
+            elif evidence.hosts == 0 and evidence.endpoints == 0:
                 blocked = "no evidence from any node"
             elif target == "switched" and evidence.missing_new_root:
                 blocked = "nodes lack the new root in their bundle: %s" % ", ".join(evidence.missing_new_root)
             elif target == "done" and evidence.on_old_ca:
                 blocked = "nodes still hold certificates not from the new CA: %s" % ", ".join(evidence.on_old_ca)
+            elif evidence.endpoints_holding_back:
+                blocked = "endpoints do not yet %s: %s" % (
+                    "accept a client certificate of the new CA" if target == "switched" else "serve the new CA",
+                    "; ".join(evidence.endpoints_holding_back),
+                )
             if blocked is None:
                 stage, advanced = target, True
                 times[target] = isoformat(now)
@@ -88,7 +95,8 @@ def decide(
                 raise PKIError(
                     "stage",
                     "cannot reach %s yet: %s" % (target, blocked),
-                    "wait for the gate, or bring the named nodes to the current stage, then run again",
+                    "wait for the gate, or bring the named nodes and endpoints to the current stage (reload their "
+                    "services), then run again",
                 )
     elif stage != "done" and advanced and requested not in ("auto", "trust_both"):
         raise PKIError(

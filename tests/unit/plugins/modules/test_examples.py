@@ -55,6 +55,8 @@ def argument_spec_of(path):
 def placeholder(value, option):
     """Jinja values cannot be validated here: stand in a value of the option's type."""
     if isinstance(value, str) and "{{" in value:
+        if option.get("type") == "list" and option.get("elements") == "dict":
+            return []
         return {"list": ["x"], "bool": True, "int": 1, "dict": {}}.get(option.get("type", "str"), "x")
     return value
 
