@@ -27,7 +27,9 @@ description:
     alone until its next update is within O(crl_renew_before). So a scheduled run with no
     O(hosts) keeps the CRL fresh. Peers that check CRLs refuse every certificate once the CRL
     they hold has expired.
-  - Expired certificates of a host are not listed, because peers refuse them anyway.
+  - Expired certificates of a host are not listed, because peers refuse them anyway. For a CA in a Secret,
+    which may hold at most 1 MiB, revocations of certificates that expired more than a day ago are dropped
+    from C(revoked.json) and the CRL is published again without them; a CA directory keeps every revocation.
   - Unknown hosts and serials are errors, so a typo never looks like a decommissioning. Everything
     is checked before anything is written. The record and the CRL are written under the CA's lock,
     the same lock that signing takes, each file atomically.

@@ -22,7 +22,10 @@ description:
     exactly O(names), and the names must be inside the CA's name constraints and wildcard policy. O(valid_for)
     must be within the CA's maximum leaf validity. The signature is appended to the CA's ledger under the
     CA's lock (a Secret is updated only if nobody wrote it since it was read, else read again and the entry
-    added again), so parallel jobs signing with one CA are safe.
+    added again), so parallel jobs signing with one CA are safe. A Secret's ledger is compacted in the same
+    update - entries of certificates that expired more than a day ago are dropped, so that it stays under the
+    1 MiB a Secret may hold; a write that would still exceed it fails, naming O(ca_secret). A CA directory
+    keeps its whole ledger.
   - Every call signs a new certificate. The C(node_certificate) role calls it only when node_certificate
     returned a CSR, so the role as a whole stays idempotent.
 author: securebydefault.pki contributors (@securebydefault)

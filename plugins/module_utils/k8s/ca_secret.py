@@ -16,10 +16,14 @@ revocation never loses a signature recorded meanwhile. A Secret is written
 whole or not at all, so a killed run cannot tear it. Creation is a POST,
 which fails if another run created the CA first; that CA is then used.
 
-Secrets are limited to 1 MiB; each ledger line takes ~300 bytes, so a CA
-here records about 3000 signatures before the API server refuses the write
-(the task then fails, nothing is lost). Long-lived fleets with that many
-renewals keep the CA in a directory on a CA host instead.
+Secrets are limited to 1 MiB (MAX_SECRET_SIZE, the sum of the data values) and a
+ledger line takes ~300 bytes, so the ledger is compacted at every signature: the
+entries of certificates that expired more than a day ago go (ledger.compacted), as
+do their revocations when a revoke run publishes the CRL (revocation.plan). The
+limit then bounds the certificates unexpired at once (about 3000), not the
+signatures ever made. A write that would still exceed it fails before it is sent,
+naming ``ca_secret`` and the fix (shorter validity, or a CA directory, which has
+no limit and keeps its whole ledger).
 """
 from __future__ import annotations
 
@@ -29,15 +33,21 @@ from typing import Dict, Iterable, Optional, Tuple
 from ..pki import ledger
 from ..pki.ca_store import CA_FILES, Change
 from ..pki.errors import PKIError
+from ..pki.timeutil import utcnow
 from .client import Kube, namespaced_path, secret_where
 from .labels import CA_LABEL, MANAGED_BY
 from .objects import ATTEMPTS, UNREAD, write_with_retry
 
-__all__ = ["ATTEMPTS", "CA_LABEL", "SecretStore"]
+__all__ = ["ATTEMPTS", "CA_LABEL", "MAX_SECRET_SIZE", "SecretStore"]
+
+# What the API server accepts in one Secret: the decoded data values together (corev1.MaxSecretSize).
+MAX_SECRET_SIZE = 1024 * 1024
 
 
 class SecretStore:
     """The CA in Secret ``namespace``/``name``; same interface as ca_store.DirectoryStore."""
+
+    size_limit = MAX_SECRET_SIZE
 
     def __init__(self, kube: Kube, namespace: str, name: str, field: str = "ca_secret",
                  dry_run: bool = False) -> None:
@@ -118,6 +128,7 @@ class SecretStore:
             body["data"] = dict(secret.get("data") or {})
             for name, value in written.items():
                 body["data"][name] = base64.b64encode(value).decode("ascii")
+            self._check_size(body["data"])
             return body
 
         first, self._last_read = (self._last_read if self._last_read is not None else UNREAD), None
@@ -128,14 +139,34 @@ class SecretStore:
             self._last_read = None if self.dry_run else outcome.obj  # the Secret as it is now
         return written
 
+    def _check_size(self, data: Dict[str, str]) -> None:
+        """Refuse a Secret the API server would refuse, before it is sent, saying what fills it."""
+        # the decoded size of canonical base64, without decoding it
+        sizes = {name: len(value) * 3 // 4 - value[-2:].count("=") for name, value in data.items()}
+        total = sum(sizes.values())
+        if total <= self.size_limit:
+            return
+        largest = sorted(sizes.items(), key=lambda item: -item[1])[:3]
+        raise PKIError(self.field,
+                       "%s would hold %d bytes, more than the %d bytes the API server accepts in a Secret (%s)"
+                       % (self.where, total, self.size_limit, ", ".join("%s %d" % item for item in largest)),
+                       "the ledger and the revocation record keep only certificates that are unexpired or expired "
+                       "for less than a day, so fewer may be unexpired at once: sign them for a shorter valid_for, "
+                       "split the hosts over several CAs, or keep this CA in a directory on a CA host (ca_path), "
+                       "which has no size limit")
+
     def record(self, entry: Dict, check=None) -> None:
-        """Append a signature to the Secret's ledger (re-appended to the newer ledger after a conflict).
+        """Append a signature to the Secret's compacted ledger (re-appended to the newer ledger after a conflict).
 
         ``check(ledger, revoked.json)`` sees the Secret as read for each attempt and may refuse.
+        The entries of certificates that expired more than ledger.COMPACT_AFTER ago are dropped
+        in the same write (ledger.compacted), so the ledger holds what is unexpired, not every
+        signature ever made.
         """
         def change(files):
+            existing = files.get(ledger.LEDGER) or b""
             if check is not None:
-                check(files.get(ledger.LEDGER) or b"", files.get("revoked.json"))
-            return {ledger.LEDGER: ledger.appended(files.get(ledger.LEDGER) or b"", entry)}
+                check(existing, files.get("revoked.json"))
+            return {ledger.LEDGER: ledger.appended(ledger.compacted(existing, utcnow())[0], entry)}
 
         self.update(change, (ledger.LEDGER, "revoked.json"))

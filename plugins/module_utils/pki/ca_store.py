@@ -16,7 +16,8 @@ SecretStore there - with one small interface: ``read`` the files, ``create``
 a new CA, ``update`` files under the store's exclusion (a flock on the
 directory; the Secret's resourceVersion), ``record`` a ledger entry. A store
 made with ``dry_run`` checks but writes nothing (a Secret store sends the API
-server's dry run).
+server's dry run). A store with a ``size_limit`` (a Secret) compacts its ledger
+and revocation record as it writes them; a directory has none and keeps both whole.
 """
 
 from __future__ import annotations
@@ -265,6 +266,9 @@ Change = Callable[[Dict[str, Optional[bytes]]], Dict[str, bytes]]
 
 class DirectoryStore:
     """A CA directory on this host; writers are serialized by ledger.ca_lock."""
+
+    # No limit: the ledger and revoked.json keep the CA's whole history (a Secret's are compacted).
+    size_limit: Optional[int] = None
 
     def __init__(self, path: str, field: str = "ca_path", dry_run: bool = False) -> None:
         self.path = path

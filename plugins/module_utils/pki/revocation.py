@@ -16,6 +16,11 @@ leaves a CRL that no longer matches the record, and the next run publishes a new
 higher number: CRL numbers only ever grow. Certificates are chosen from the ledger of
 signatures (by inventory host or by serial), so an operator never has to find serials by hand.
 The CA key is used here and nowhere else; it never leaves the CA host.
+
+A store with a size limit (a Secret) is compacted here as its ledger is when it signs: the
+record drops the certificates that expired more than ledger.COMPACT_AFTER ago, and the CRL
+published with it no longer lists them (RFC 5280 5.1.2.6 allows that after expiry). A CA
+directory keeps every revocation.
 """
 
 from __future__ import annotations
@@ -170,7 +175,8 @@ def _select(
                 "serials",
                 "serial %s is not in the ledger of %s" % (serial, where),
                 "check the serial (certificate_info reports it); a certificate signed before the "
-                "ledger existed can be revoked with allow_unlisted: true",
+                "ledger existed can be revoked with allow_unlisted: true (a CA in a Secret also drops "
+                "the entries of certificates a day after they expired: those need no revocation)",
             )
     return [dict(chosen[s], serial=s) for s in sorted(chosen)]
 
@@ -241,8 +247,13 @@ def plan(
     now: datetime.datetime,
     renew_before: datetime.timedelta,
     allow_unlisted: bool = False,
+    compact: bool = False,
 ) -> RevocationPlan:
-    """Decide everything from the CA's files (ledger, record, CRL) without writing: check mode reports this."""
+    """Decide everything from the CA's files (ledger, record, CRL) without writing: check mode reports this.
+
+    ``compact`` (a store with a size limit): certificates that expired more than ledger.COMPACT_AFTER
+    ago leave the record and the CRL, and are not added to them.
+    """
     if reason not in REASONS:
         raise PKIError("reason", "unknown reason %r" % reason, "use one of %s" % ", ".join(REASONS))
     before = state_of(files.get(STATE), where)
@@ -263,10 +274,20 @@ def plan(
                 "reason": reason,
             }
         )
-    after = {"format": FORMAT, "crl_number": int(before["crl_number"]), "revoked": before["revoked"] + newly}
+    kept = before["revoked"]
+    if compact:
+        cutoff = now - ledger.COMPACT_AFTER
+        kept = [e for e in kept if not ledger.expired_before(e, cutoff)]
+        newly = [e for e in newly if not ledger.expired_before(e, cutoff)]
+    after = {"format": FORMAT, "crl_number": int(before["crl_number"]), "revoked": kept + newly}
     reasons = (
         ["revoking %s" % ", ".join("%s (%s)" % (e["serial"], e["host"] or "unlisted") for e in newly)] if newly else []
     )
+    if len(kept) < len(before["revoked"]):
+        reasons.append(
+            "dropping %d revoked certificates that expired before %s"
+            % (len(before["revoked"]) - len(kept), isoformat(now - ledger.COMPACT_AFTER))
+        )
     reasons += publish_reasons(files.get(CRL), ca, after, now, renew_before)
     if reasons:
         after["crl_number"] = int(before["crl_number"]) + 1
@@ -326,8 +347,10 @@ def revoke(
     """Decide and write under the store's exclusion; returns (the plan, the CRL now published or None)."""
     outcome: Dict = {}
 
+    compact = getattr(store, "size_limit", None) is not None
+
     def change(files):
-        decided = plan(ca, store.where, files, hosts, serials, reason, now, renew_before, allow_unlisted)
+        decided = plan(ca, store.where, files, hosts, serials, reason, now, renew_before, allow_unlisted, compact)
         written = render(ca, decided, now, valid_for) if decided.changed else {}
         # a dry run reports the CRL that is published, not the one it would publish
         outcome.update(decided=decided, crl=files.get(CRL) if store.dry_run else written.get(CRL, files.get(CRL)))

@@ -7,7 +7,7 @@ dict instead of the network, so request counting, error mapping (401/403/409/
 422, transport errors) and get/apply/delete are the client's real code. The
 server part implements what the collection uses: GET of objects, lists and API
 discovery; POST (409 if it exists); PUT with the resourceVersion as a
-precondition (409 when stale); server-side apply as a deep merge; merge patch
+precondition (409 when stale); a Secret over 1 MiB of data refused (422); server-side apply as a deep merge; merge patch
 of /status; DELETE; dry run (nothing stored); resourceVersion and generation
 bookkeeping. ``inject`` makes the next matching request fail with a status
 (e.g. 409, after an optional concurrent change) or an exception (a transport
@@ -15,6 +15,7 @@ error). ``controller`` plays cert-manager while a use case waits.
 """
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Callable, Dict, List, Optional
@@ -22,7 +23,14 @@ from typing import Callable, Dict, List, Optional
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import Kube
 
+# The API server refuses a Secret whose data values together exceed 1 MiB (422, field data: Too long).
+MAX_SECRET_SIZE = 1024 * 1024
 SERVED = {cm.API_VERSION: ["certificates", "issuers", "clusterissuers", "certificaterequests"]}
+
+
+def secret_size(secret: Dict) -> int:
+    """What the API server counts against the limit: the decoded data values together."""
+    return sum(len(base64.b64decode(value)) for value in (secret.get("data") or {}).values())
 
 
 def merge(base: Dict, patch: Dict) -> Dict:
@@ -128,6 +136,10 @@ class FakeKube(Kube):
         return status, json.dumps(obj).encode() if obj is not None else b""
 
     def _serve(self, method, path, body, dry_run):
+        if method in ("POST", "PUT") and (body or {}).get("kind") == "Secret" and secret_size(body) > MAX_SECRET_SIZE:
+            return 422, {"kind": "Status", "code": 422, "reason": "Invalid",
+                         "message": "Secret is invalid: data: Too long: may not be more than %d bytes"
+                         % MAX_SECRET_SIZE}
         status_of = path.endswith("/status")
         target = path[:-len("/status")] if status_of else path
         current = self.objects.get(target)
