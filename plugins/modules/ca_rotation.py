@@ -24,9 +24,13 @@ description:
     C(done), each must present a certificate that a client trusting only the new root accepts (a service that
     never reloaded still serves the old one). An endpoint that fails blocks the stage and is named with the
     reason in RV(blocked_by) and RV(endpoints). The client certificate is a probe identity made for this run -
-    a fresh key in memory and a certificate of the new CA valid for 10 minutes, without any name and for client
-    authentication only; its files exist in a private temporary directory only while the probes run. It needs
-    the new CA's key, hence O(new_ca_passphrase).
+    a fresh key in memory and a certificate of the new CA valid for 10 minutes, for client authentication only,
+    with no subject alternative name and the fixed subject C(CN=securebydefault.pki rotation probe) (grant that
+    subject nothing); on Linux its files are memory files that never reach a disk. It needs the new CA's key,
+    hence O(new_ca_passphrase).
+  - Only endpoints at the node's inventory name or at a name a CA here certified to that node (the CA host's
+    ledgers) are probed; anything else fails before any connection. A node's facts can override its host
+    variables, so this keeps a compromised node from pointing the probes at other addresses.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.requirements
@@ -78,7 +82,8 @@ options:
   endpoints:
     description:
       - The TLS endpoints each node serves, probed from the CA host for the live gates (see the description).
-      - Each endpoint is C(host:port) (an IPv6 address in brackets); none may be listed twice.
+      - Each endpoint is C(host:port) (an IPv6 address in brackets); none may be listed twice. Its host part must
+        be the node's inventory name or a name its certificate from the old or new CA carries.
     type: list
     elements: dict
     default: []
@@ -99,7 +104,7 @@ options:
     description: Passphrase of the new CA's key, to sign the probe identity (only with O(endpoints)).
     type: str
   probe_timeout:
-    description: Seconds to wait for each connection and handshake of a live probe.
+    description: Seconds for each connection and handshake of a live probe, together (more than 0, at most 60).
     type: float
     default: 5
 attributes:

@@ -308,62 +308,15 @@ password_secrets_created:
   sample: [akka-seed-keystore-password]
 """
 
-import copy
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import cert_manager as ops
-from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import deprecated, run
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import GROUP
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.cert_manager_spec import (
+    CERTIFICATE_SPEC, WAIT_SPEC)
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_CONNECTION_SPEC
 
-_NAMES = dict(dns_domains=dict(type="list", elements="str"), ip_ranges=dict(type="list", elements="str"),
-              email_addresses=dict(type="list", elements="str"), uri_domains=dict(type="list", elements="str"))
-_STORE = dict(create=dict(type="bool", default=True), password_secret_name=dict(type="str", no_log=False),
-              password_secret_key=dict(type="str", default="password", no_log=False),
-              create_password_secret=dict(type="bool", default=False))
-
-ARGUMENT_SPEC = dict(
-    K8S_CONNECTION_SPEC,
-    name=dict(type="str", required=True),
-    namespace=dict(type="str", required=True),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-    secret_name=dict(type="str"),
-    issuer_name=dict(type="str"),
-    issuer_kind=dict(type="str", choices=["Issuer", "ClusterIssuer"], default="Issuer"),
-    issuer_group=dict(type="str", default=GROUP),
-    common_name=dict(type="str"),
-    dns_names=dict(type="list", elements="str"),
-    ip_addresses=dict(type="list", elements="str"),
-    uris=dict(type="list", elements="str"),
-    email_addresses=dict(type="list", elements="str"),
-    subject_organizations=dict(type="list", elements="str"),
-    allow_wildcard=dict(type="bool", default=False, **deprecated("allow_wildcard", "allow_wildcards")),
-    usages=dict(type="list", elements="str"),
-    is_ca=dict(type="bool", default=False),
-    valid_for=dict(type="str", default="24h", **deprecated("valid_for", "duration")),
-    renew_before=dict(type="str"),
-    renew_before_percentage=dict(type="int"),
-    private_key=dict(type="dict", no_log=False, options=dict(
-        algorithm=dict(type="str", choices=["ECDSA", "RSA", "Ed25519"], default="ECDSA"),
-        size=dict(type="int"),
-        encoding=dict(type="str", choices=["PKCS1", "PKCS8"], default="PKCS1"),
-        rotation_policy=dict(type="str", choices=["Always", "Never"], default="Always"))),
-    name_constraints=dict(type="dict", options=dict(
-        critical=dict(type="bool", default=True),
-        permitted=dict(type="dict", options=copy.deepcopy(_NAMES)),
-        excluded=dict(type="dict", options=copy.deepcopy(_NAMES)))),
-    keystores=dict(type="dict", no_log=False, options=dict(
-        pkcs12=dict(type="dict", no_log=False, options=dict(
-            copy.deepcopy(_STORE), profile=dict(type="str", choices=["LegacyRC2", "LegacyDES", "Modern2023"]))),
-        jks=dict(type="dict", no_log=False, options=dict(copy.deepcopy(_STORE), alias=dict(type="str"))))),
-    secret_labels=dict(type="dict", no_log=False),
-    secret_annotations=dict(type="dict", no_log=False),
-    revision_history_limit=dict(type="int"),
-    wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=120),
-    renew=dict(type="bool", default=False),
-)
+ARGUMENT_SPEC = dict(K8S_CONNECTION_SPEC, **CERTIFICATE_SPEC, **WAIT_SPEC)
 
 
 def main():

@@ -13,6 +13,16 @@ description:
   - For a C(ca) issuer the CA Secret is either left to a cert-manager CA Certificate (O(ca_secret_name) only), or
     filled from a CA directory made by M(securebydefault.pki.cluster_ca) (O(ca_path)), so that the same CA
     signs host certificates (M(securebydefault.pki.node_certificate)) and pod certificates - one trust zone.
+  - B(Secure by default) - with O(ca_path) the Secret gets a per-issuer intermediate CA
+    (O(ca_secret_holds=intermediate)) - a fresh key made on the CA host, a certificate signed by the CA
+    directory's root with path length 0 (it cannot make further CAs) and name constraints no wider than the
+    root's (narrowed with O(intermediate_permitted_dns) and friends to what this cluster may sign). The CA's own
+    key and the root key stay on the CA host; a leaked Secret signs only within the intermediate's constraints
+    until it expires, and replacing it is a rerun. The CA directory must have been made with C(intermediate=true)
+    (M(securebydefault.pki.cluster_ca)), whose root has room for it. The intermediate is kept while a third of
+    its life is left; pods trust the root (C(ca.crt)).
+  - O(ca_secret_holds=signing_ca) puts the CA's own signing key into the Secret, as before 0.4.0; a Secret that
+    already holds it is kept (with a warning) until O(replace_ca_secret=true) or O(ca_secret_holds=signing_ca).
   - A CA Secret that already holds a different CA is never overwritten unless O(replace_ca_secret=true).
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
@@ -50,8 +60,9 @@ options:
     description:
       - Directory of a CA made by M(securebydefault.pki.cluster_ca) on the host this task runs on (usually the
         controller, C(delegate_to=localhost)). Its signing certificate and key are written to O(ca_secret_name).
-      - The CA key then also lives in that Secret, readable by anyone who may read Secrets there; restrict RBAC
-        accordingly. The CA's name constraints still bind what cert-manager signs.
+      - The Secret holds the key of a per-issuer intermediate (default) or of the CA itself (O(ca_secret_holds)),
+        readable by anyone who may read Secrets there; restrict RBAC accordingly. The name constraints bind what
+        cert-manager signs.
       - Needs the C(cryptography) Python package (to read the CA).
       - The alias C(cluster_ca_path) is deprecated and will be removed in 1.0.0.
     type: path
@@ -65,6 +76,42 @@ options:
     description: Overwrite a CA Secret that holds a different CA. Without it that case fails and nothing is written.
     type: bool
     default: false
+  ca_secret_holds:
+    description:
+      - What O(ca_path) puts into the Secret. C(intermediate) - a per-issuer intermediate signed by the CA's root
+        (needs a CA made with C(intermediate=true)). C(signing_ca) - the CA's own signing certificate and key.
+    type: str
+    choices: [intermediate, signing_ca]
+    default: intermediate
+    version_added: 0.4.0
+  intermediate_permitted_dns:
+    description: DNS domains the per-issuer intermediate may sign for, each within the root's; default the root's.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.4.0
+  intermediate_permitted_ip_ranges:
+    description:
+      - IP ranges (CIDR) the per-issuer intermediate may sign for, each within the root's; default the root's.
+      - C([0.0.0.0/32, "::/128"]) permits no IP address at all (ranges no certificate carries).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.4.0
+  intermediate_permitted_uri_domains:
+    description:
+      - URI domains (e.g. a SPIFFE trust domain) it may sign for, each within the root's; default the root's.
+      - X.509 constrains only the host of a URI; a SPIFFE ID's path (C(/ns/<namespace>/...)) is not constrained,
+        so anyone who can read the Secret can sign any SPIFFE ID of the trust domain.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.4.0
+  intermediate_valid_for:
+    description: Lifetime of a per-issuer intermediate (Go or C(365d) syntax, at least a day; capped by the root's).
+    type: str
+    default: 365d
+    version_added: 0.4.0
   cluster_resource_namespace:
     description: cert-manager's C(--cluster-resource-namespace), where a ClusterIssuer's Secret must live.
     type: str
@@ -88,13 +135,16 @@ EXAMPLES = r"""
     name: selfsigned
     kind: ClusterIssuer
 
-- name: A CA issuer in namespace prod backed by the Ansible-made cluster CA
+- name: A CA issuer in namespace prod backed by the Ansible-made cluster CA (made with intermediate=true)
   securebydefault.pki.cert_manager_issuer:
     name: prod-ca
     namespace: prod
     type: ca
     ca_secret_name: prod-ca
     ca_path: /etc/pki/clusters/prod
+    ca_passphrase: "{{ vault_prod_ca_passphrase }}"
+    # the Secret gets an intermediate that signs only for the cluster's service names
+    intermediate_permitted_dns: [svc.cluster.local]
   delegate_to: localhost
 
 - name: A CA issuer on the Secret of a cert-manager CA Certificate
@@ -135,6 +185,21 @@ ca_secret:
       returned: always
       sample: "5F:0A:...:9C"
     changed: {description: Whether the Secret was (or would be) written., type: bool, returned: always, sample: false}
+    intermediate:
+      description: Whether the Secret holds a per-issuer intermediate (not the CA's own key).
+      type: bool
+      returned: always
+      sample: true
+    not_after:
+      description: Expiry of the per-issuer intermediate (UTC).
+      type: str
+      returned: when intermediate
+      sample: "2027-11-30T08:00:00Z"
+    renewed_because:
+      description: Why a new intermediate was made in this run (none, expiring, other constraints, ...).
+      type: str
+      returned: when a new intermediate was made
+      sample: less than a third of its life is left
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -154,6 +219,11 @@ ARGUMENT_SPEC = dict(
     ca_path=dict(type="path", **deprecated("ca_path", "cluster_ca_path")),
     ca_passphrase=dict(type="str", no_log=True),
     replace_ca_secret=dict(type="bool", default=False),
+    ca_secret_holds=dict(type="str", choices=["intermediate", "signing_ca"], default="intermediate"),
+    intermediate_permitted_dns=dict(type="list", elements="str", default=[]),
+    intermediate_permitted_ip_ranges=dict(type="list", elements="str", default=[]),
+    intermediate_permitted_uri_domains=dict(type="list", elements="str", default=[]),
+    intermediate_valid_for=dict(type="str", default="365d"),
     cluster_resource_namespace=dict(type="str", default="cert-manager"),
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=60),

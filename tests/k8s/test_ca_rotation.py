@@ -48,7 +48,9 @@ def bundle(api_client, namespace):
 def verifies(tmp_path, ca_pem, cert_pem):
     (tmp_path / "ca.pem").write_bytes(ca_pem if isinstance(ca_pem, bytes) else ca_pem.encode())
     (tmp_path / "cert.pem").write_bytes(cert_pem)
-    return subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "cert.pem")],
+    # tls.crt is the leaf and its chain (the Issuer's per-issuer intermediate): untrusted, the root decides
+    return subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.pem"),
+                           "-untrusted", str(tmp_path / "cert.pem"), str(tmp_path / "cert.pem")],
                           capture_output=True, check=False).returncode == 0
 
 
@@ -61,7 +63,7 @@ def revisions(api_client, namespace, names):
 def test_cert_manager_ca_rotation(api_client, control_plane, run_module, namespace, tmp_path):
     old_ca, new_ca = tmp_path / "ca-old", tmp_path / "ca-new"
     assert run_module("cluster_ca", {"ca_path": str(old_ca), "common_name": "zone CA 1", "encrypt_key": False,
-                                     "permitted_dns": ["svc.cluster.local"]})["changed"]
+                                     "intermediate": True, "permitted_dns": ["svc.cluster.local"]})["changed"]
     assert run_module("cert_manager_issuer", {"name": "zone", "namespace": namespace, "type": "ca",
                                               "ca_secret_name": "zone-ca", "ca_path": str(old_ca)})["ready"]
     names = ["api", "web", "worker"]
@@ -75,7 +77,7 @@ def test_cert_manager_ca_rotation(api_client, control_plane, run_module, namespa
         assert verifies(tmp_path, old_root, secret_pem(api_client, namespace, name))
 
     extra = {"ca_rotation_nodes": False, "ca_rotation_old_ca_path": str(old_ca), "ca_rotation_new_ca_path": str(new_ca),
-             "ca_rotation_new_ca": {"common_name": "zone CA 2", "encrypt_key": False,
+             "ca_rotation_new_ca": {"common_name": "zone CA 2", "encrypt_key": False, "intermediate": True,
                                     "permitted_dns": ["svc.cluster.local"]},
              "ca_rotation_switch_after": "0", "ca_rotation_drop_after": "0", "ca_rotation_rounds": 1,
              "ca_rotation_cert_manager": [{"namespace": namespace, "issuer": "zone", "ca_secret": "zone-ca"}]}

@@ -271,3 +271,30 @@ def test_keystore_and_secret_template(api_client, run_module, shared_chain, tmp_
     again = run_module("cert_manager_certificate", args)
     assert again["changed"] is False and again["password_secrets_created"] == []
     assert secret(api_client, namespace, "akka-pw")[0]["password"].decode() == password  # never changed
+
+
+def test_certificates_in_bulk(api_client, run_module, namespace, tmp_path):
+    ca_chain(run_module, namespace, "ss-" + namespace)
+    items = [leaf_args(namespace, name="svc%d" % i, dns_names=["svc%d.%s.svc.cluster.local" % (i, namespace)])
+             for i in range(6)]
+    bad = [dict(item) for item in items]
+    bad[4]["dns_names"] = ["*.com"]
+    refused = run_module("cert_manager_certificates", {"certificates": bad})
+    assert refused["_status"] == "FAILED!" and "certificates[4].dns_names" in refused["msg"], refused
+    assert all(get_obj(api_client, namespace, "certificates", "svc%d" % i) is None for i in range(6))
+
+    check = run_module("cert_manager_certificates", {"certificates": items}, check=True)
+    assert check["_status"] == "CHANGED" and get_obj(api_client, namespace, "certificates", "svc0") is None
+    first = run_module("cert_manager_certificates", {"certificates": items, "wait_timeout": 120})
+    assert first["_status"] == "CHANGED" and first["ready"] is True, first
+    assert [c["revision"] for c in first["certificates"]] == [1] * 6
+    ca_data = secret_data(api_client, namespace, "ca")
+    for i in range(6):
+        leaf = secret_data(api_client, namespace, "svc%d" % i)
+        ok = verify(tmp_path, ca_data["tls.crt"], leaf["tls.crt"],
+                    "-verify_hostname", "svc%d.%s.svc.cluster.local" % (i, namespace))
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+    again = run_module("cert_manager_certificates", {"certificates": items})
+    assert again["_status"] == "SUCCESS" and again["changed"] is False
+    # one module run for all: far fewer requests than one run per Certificate would make
+    assert again["api_calls"] <= 2 * len(items) + 3, again["api_calls"]

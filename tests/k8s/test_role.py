@@ -39,8 +39,10 @@ def tls_secret(api_client, namespace, name):
 def openssl_verify(tmp_path, ca, cert, name):
     (tmp_path / "ca.pem").write_bytes(ca)
     (tmp_path / "cert.pem").write_bytes(cert)
+    # tls.crt is the leaf and its chain (a per-namespace intermediate with a cluster CA): untrusted, the root decides
     return subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", str(tmp_path / "ca.pem"),
-                           "-verify_hostname", name, str(tmp_path / "cert.pem")],
+                           "-untrusted", str(tmp_path / "cert.pem"), "-verify_hostname", name,
+                           str(tmp_path / "cert.pem")],
                           capture_output=True, text=True, check=False)
 
 
@@ -93,7 +95,7 @@ def test_kubernetes_playbook_with_cert_manager_cas(api_client, control_plane, tm
 def test_kubernetes_playbook_on_the_ansible_cluster_ca(api_client, control_plane, run_module, tmp_path):
     ca_dir = tmp_path / "ca"
     assert run_module("cluster_ca", {"ca_path": str(ca_dir), "common_name": "zone CA", "encrypt_key": False,
-                                     "permitted_dns": ["svc.cluster.local"]})["changed"]
+                                     "intermediate": True, "permitted_dns": ["svc.cluster.local"]})["changed"]
     namespace = "zone-" + uuid.uuid4().hex[:6]
     extra = {"k8s_ca_path": str(ca_dir), "cert_manager_pki_services": [{"name": "api", "namespace": namespace}]}
     proc, recap = playbook(control_plane, extra)

@@ -17,6 +17,7 @@ PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "rotation_status.
 def test_the_report_lists_everything_with_its_next_step(api_client, control_plane, run_module, namespace, tmp_path):
     ca = tmp_path / "ca"
     assert run_module("cluster_ca", {"ca_path": str(ca), "common_name": "status CA", "encrypt_key": False,
+                                     "intermediate": True,
                                      "permitted_dns": ["pki.test", "svc.cluster.local"]})["changed"]
     assert run_module("node_certificate", {"ca_path": str(ca), "path": str(tmp_path / "node"), "identity_from": [],
                                            "dns_names": ["host1.pki.test"], "valid_for": "90d"})["changed"]

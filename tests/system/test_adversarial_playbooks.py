@@ -316,3 +316,60 @@ def test_honest_node_report_is_rebuilt_to_the_same_identity():
                 "discovered": {"fqdn": "node1.pki.test", "addresses": ["10.0.0.1"]}}
     identity = action().vetted_identity(["node1"], reported, {"allow_wildcard": False}, ALL)
     assert identity.names() == ["node1", "node1.pki.test", "10.0.0.1"]
+
+
+ROLE_PLAY = """
+- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: What a compromised node can answer to any module call
+      fact_liar:
+      when: lie | default(false) | bool
+    - name: The node_certificate role, with its CA set in the inventory
+      ansible.builtin.include_role:
+        name: securebydefault.pki.node_certificate
+      vars:
+        node_certificate_path: "{{ base }}/{{ inventory_hostname }}"
+        node_certificate_identity_from: [inventory_hostname]
+"""
+
+FACT_LIAR = """#!/usr/bin/python
+import json
+print(json.dumps({"changed": False,
+                  "ansible_facts": {"node_certificate_ca_path": "%s", "node_certificate_ca_passphrase": ""}}))
+"""
+
+
+def test_a_node_cannot_choose_the_ca_through_its_facts(world):
+    """Facts override inventory variables (INJECT_FACTS_AS_VARS): a node that answers a module call with a fact
+    named node_certificate_ca_path would have the controller sign with a CA of its choice (here another zone's
+    CA, its key unencrypted). The role refuses, naming the host and the facts, before anything is signed."""
+    other = world["tmp"] / "other-zone-ca"
+    rc, out = ad_hoc("cluster_ca", {"ca_path": str(other), "common_name": "other zone", "encrypt_key": False})
+    assert rc == 0, out
+    (world["tmp"] / "library").mkdir()
+    (world["tmp"] / "library" / "fact_liar.py").write_text(FACT_LIAR % other)
+    (world["tmp"] / "role.yml").write_text(ROLE_PLAY)
+    inv = world["tmp"] / "inventory.ini"
+    inv.write_text("[pki_nodes]\nnode1 ansible_python_interpreter=%s node_certificate_ca_path=%s "
+                   "node_certificate_ca_passphrase=%s\n" % (sys.executable, world["ca"], PASSPHRASE))
+
+    def run(*extra):
+        cmd = ["ansible-playbook", "-i", str(inv), str(world["tmp"] / "role.yml"),
+               "-e", "base=%s" % (world["tmp"] / "nodes")] + list(extra)
+        proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, check=False)
+        return proc.stdout + proc.stderr, recap(proc.stdout)
+
+    before = tree(world["ca"], other, world["tmp"] / "nodes")
+    out, result = run("-e", "lie=true")
+    assert result["node1"]["failed"] == 1, out
+    assert "node1 reported facts named like this collection's variables" in out
+    assert "node_certificate_ca_path" in out and "node_certificate_ca_passphrase" in out
+    assert tree(world["ca"], other, world["tmp"] / "nodes") == before
+    # control: the same node without the lie gets its certificate from the inventory's CA
+    out, result = run()
+    assert result["node1"]["failed"] == 0, out
+    issued = (world["tmp"] / "nodes" / "node1" / "node.crt").read_text()
+    rc, out = ad_hoc("certificate_info", {"path": str(world["tmp"] / "nodes" / "node1" / "node.crt")})
+    assert "adversarial CA" in out and "other zone" not in out and issued

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
@@ -46,13 +48,24 @@ def issuer_path(ref: Dict, namespace: str) -> str:
     return namespaced_path(cm.API_VERSION, "issuers", namespace, ref["name"])
 
 
-def check_references(ctx, spec: Dict, refs: List[Tuple[str, str, str, bool]], namespace: str) -> List[Tuple[str, str]]:
+def check_references(
+    ctx,
+    spec: Dict,
+    refs: List[Tuple[str, str, str, bool]],
+    namespace: str,
+    issuers: Optional[Dict[str, bool]] = None,
+) -> List[Tuple[str, str]]:
     """The issuer and keystore password Secrets must exist; returns the password Secrets to create.
 
     In check mode a missing issuer is a warning: the task that creates it only dry-ran before this one.
+    ``issuers`` remembers which issuers exist across the Certificates of one run.
     """
     kube, ref = ctx.kube, spec["issuerRef"]
-    if ref["group"] == cm.GROUP and kube.get(issuer_path(ref, namespace)) is None:
+    known = {} if issuers is None else issuers
+    where_issuer = issuer_path(ref, namespace)
+    if ref["group"] == cm.GROUP and where_issuer not in known:
+        known[where_issuer] = kube.get(where_issuer) is not None
+    if ref["group"] == cm.GROUP and not known[where_issuer]:
         where = "the cluster" if ref["kind"] == "ClusterIssuer" else "namespace %s" % namespace
         if not ctx.check_mode:
             raise PKIError(
@@ -131,58 +144,236 @@ def delete_object(ctx, plural: str, namespace: Optional[str], name: str) -> Dict
     return result
 
 
-def ensure_certificate(ctx) -> Dict:
-    """The Certificate as the options describe it; renewed now if asked; Ready if waited for."""
-    params = ctx.params
+@dataclass
+class _Plan:
+    """One Certificate checked and read, before anything is written."""
+
+    params: Dict
+    namespace: str
+    name: str
+    path: str
+    spec: Dict
+    before: Optional[Dict]
+    missing: List[Tuple[str, str]]
+
+
+def _plan(ctx, params: Dict, issuers: Optional[Dict[str, bool]] = None, listed=None) -> _Plan:
+    """Check one Certificate's options and references and read it (no write; ``listed``: as already read)."""
     namespace = cm.check_k8s_name(params["namespace"], "namespace")
     name = cm.check_k8s_name(params["name"], "name")
-    if params["state"] == "absent":
-        return delete_object(ctx, "certificates", namespace, name)
     spec, refs = cm.certificate_spec(params)
-    kube = ctx.kube
     path = namespaced_path(cm.API_VERSION, "certificates", namespace, name)
-    before = kube.get(path)
-    if before is None:  # a 404 may mean "no such Certificate" or "no cert-manager at all"
-        kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
-    missing = check_references(ctx, spec, refs, namespace)
-    create_password_secrets(ctx, missing, namespace)
+    before = ctx.kube.get(path) if listed is None else listed.get(name)
+    if before is None and listed is None:  # a 404 may mean "no such Certificate" or "no cert-manager at all"
+        ctx.kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
+    missing = check_references(ctx, spec, refs, namespace, issuers)
+    return _Plan(params, namespace, name, path, spec, before, missing)
+
+
+def _apply(ctx, plan: _Plan, params: Dict) -> Tuple[Dict, Optional[Dict]]:
+    """Create the password Secrets and apply the Certificate server-side; (result, object after)."""
+    create_password_secrets(ctx, plan.missing, plan.namespace)
     body = {
         "apiVersion": cm.API_VERSION,
         "kind": "Certificate",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
+        "metadata": {"name": plan.name, "namespace": plan.namespace},
+        "spec": plan.spec,
     }
-    applied = objects.ensure(kube, path, body, params, ctx.check_mode, before=before)
+    applied = objects.ensure(ctx.kube, plan.path, body, params, ctx.check_mode, before=plan.before)
     result = dict(
-        changed=applied.changed or bool(missing),
-        spec=spec,
-        secret_name=spec["secretName"],
-        password_secrets_created=[secret for secret, _key in missing],
+        changed=applied.changed or bool(plan.missing),
+        spec=plan.spec,
+        secret_name=plan.spec["secretName"],
+        password_secrets_created=[secret for secret, _key in plan.missing],
     )
     if result["changed"]:
         result["diff"] = applied.diff()
     after = applied.after
-    if params["renew"]:
+    if plan.params["renew"]:
         result["changed"] = True
-        if before is not None and not ctx.check_mode:  # a new Certificate is issued anyway
-            after = renew_now(ctx, path, after, params["wait_timeout"])
-    if params["wait"] and not ctx.check_mode and not cm.is_ready(after):
-        done, after = kube.wait(path, cm.is_ready, params["wait_timeout"])
-        if not done:
-            exc = PKIError(
-                "wait_timeout",
-                "Certificate %s/%s not Ready after %ss: %s"
-                % (namespace, name, params["wait_timeout"], conditions_text(after)),
-                "check the issuer (is it Ready?) and cert-manager's log, or raise wait_timeout",
-            )
-            exc.result = dict(certificate=without_managed_fields(after), ready=False)  # returned with the failure
-            raise exc
+        if plan.before is not None and not ctx.check_mode:  # a new Certificate is issued anyway
+            after = renew_now(ctx, plan.path, after, params["wait_timeout"])
+    return result, after
+
+
+def _finish(result: Dict, after: Optional[Dict]) -> Dict:
     result.update(
         certificate=without_managed_fields(after),
         ready=cm.is_ready(after),
         revision=((after or {}).get("status") or {}).get("revision"),
     )
     return result
+
+
+def ensure_certificate(ctx) -> Dict:
+    """The Certificate as the options describe it; renewed now if asked; Ready if waited for."""
+    params = ctx.params
+    if params["state"] == "absent":
+        namespace = cm.check_k8s_name(params["namespace"], "namespace")
+        return delete_object(ctx, "certificates", namespace, cm.check_k8s_name(params["name"], "name"))
+    plan = _plan(ctx, params)
+    result, after = _apply(ctx, plan, params)
+    if params["wait"] and not ctx.check_mode and not cm.is_ready(after):
+        done, after = ctx.kube.wait(plan.path, cm.is_ready, params["wait_timeout"])
+        if not done:
+            exc = PKIError(
+                "wait_timeout",
+                "Certificate %s/%s not Ready after %ss: %s"
+                % (plan.namespace, plan.name, params["wait_timeout"], conditions_text(after)),
+                "check the issuer (is it Ready?) and cert-manager's log, or raise wait_timeout",
+            )
+            exc.result = dict(certificate=without_managed_fields(after), ready=False)  # returned with the failure
+            raise exc
+    return _finish(result, after)
+
+
+def _item_params(ctx, index: int, item) -> Dict:
+    """One item of ``certificates`` checked against the options of cert_manager_certificate."""
+    # pylint: disable=import-outside-toplevel
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.cert_manager_spec import CERTIFICATE_SPEC
+
+    where = "certificates[%d]" % index
+    if not isinstance(item, dict):
+        raise PKIError(where, "is not a mapping", "give each Certificate as a mapping of its options")
+    validated = ArgumentSpecValidator(CERTIFICATE_SPEC, required_if=[("state", "present", ["issuer_name"])]).validate(
+        item
+    )
+    if validated.error_messages:
+        raise PKIError(
+            where,
+            "; ".join(validated.error_messages),
+            "give each item the options of securebydefault.pki.cert_manager_certificate (no connection options, "
+            "no wait or wait_timeout: they apply to all)",
+        )
+    for deprecation in getattr(validated, "_deprecations", []):  # aliases given in an item
+        ctx.warn("%s: %s" % (where, deprecation.get("msg")))
+    return dict(validated.validated_parameters)
+
+
+def _renamed(exc: PKIError, where: str) -> PKIError:
+    """The same error, naming the item: certificates[3].dns_names."""
+    renamed = PKIError("%s.%s" % (where, exc.field), exc.problem, exc.fix)
+    renamed.result = getattr(exc, "result", None)
+    return renamed
+
+
+def ensure_certificates(ctx) -> Dict:
+    """Many Certificates in one run: all checked before any write, applied, then waited for together."""
+    params, kube = ctx.params, ctx.kube
+    connection = {k: v for k, v in params.items() if k not in ("certificates", "wait", "wait_timeout")}
+    items = [dict(connection, **_item_params(ctx, i, item)) for i, item in enumerate(params["certificates"])]
+    seen: Dict[Tuple[str, str], int] = {}
+    for index, item in enumerate(items):
+        key = (item["namespace"], item["name"])
+        if key in seen:
+            raise PKIError(
+                "certificates[%d].name" % index,
+                "Certificate %s/%s is also certificates[%d]" % (key[0], key[1], seen[key]),
+                "list each Certificate once",
+            )
+        seen[key] = index
+    issuers: Dict[str, bool] = {}
+    listings: Dict[str, Dict[str, Dict]] = {}  # the Certificates of each namespace, read once
+    plans: List[Optional[_Plan]] = []
+    for index, item in enumerate(items):  # every check and read first: bad input writes nothing
+        try:
+            namespace = cm.check_k8s_name(item["namespace"], "namespace")
+            cm.check_k8s_name(item["name"], "name")
+            if item["state"] == "absent":
+                plans.append(None)
+                continue
+            if namespace not in listings:
+                listing = kube.get(namespaced_path(cm.API_VERSION, "certificates", namespace))
+                if listing is None:
+                    kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
+                listings[namespace] = {
+                    (o.get("metadata") or {}).get("name"): o for o in (listing or {}).get("items") or []
+                }
+            plans.append(_plan(ctx, dict(item, wait_timeout=params["wait_timeout"]), issuers, listings[namespace]))
+        except PKIError as exc:
+            raise _renamed(exc, "certificates[%d]" % index) from None
+    results: List[Dict] = []
+    afters: List[Optional[Dict]] = []
+    for index, (item, plan) in enumerate(zip(items, plans)):
+        try:
+            if plan is None:
+                result, after = delete_object(ctx, "certificates", item["namespace"], item["name"]), None
+            else:
+                result, after = _apply(ctx, plan, dict(item, wait_timeout=params["wait_timeout"]))
+        except PKIError as exc:  # those before it are written: say which, and that something changed
+            failed = _renamed(exc, "certificates[%d]" % index)
+            failed.result = dict(
+                changed=any(r["changed"] for r in results),
+                certificates=results,
+                not_applied=["%s/%s" % (i["namespace"], i["name"]) for i in items[index:]],
+            )
+            raise failed from None
+        result.update(name=item["name"], namespace=item["namespace"])
+        results.append(result)
+        afters.append(after)
+    waiting = [
+        i for i, plan in enumerate(plans) if plan is not None and not ctx.check_mode and not cm.is_ready(afters[i])
+    ]
+    if params["wait"] and waiting:
+        afters = _wait_all(kube, items, afters, waiting, params["wait_timeout"])
+    for index, plan in enumerate(plans):
+        if plan is not None:
+            _finish(results[index], afters[index])
+    late = [i for i in waiting if not cm.is_ready(afters[i])] if params["wait"] else []
+    summary = dict(
+        changed=any(r["changed"] for r in results),
+        certificates=results,
+        ready=all(r.get("ready", True) for r in results),
+        diff=[
+            dict(r["diff"], before_header="Certificate %s/%s" % (r["namespace"], r["name"]))
+            for r in results
+            if r.get("diff")
+        ],
+    )
+    if late:
+        exc = PKIError(
+            "wait_timeout",
+            "%d of %d Certificates not Ready after %ss: %s"
+            % (
+                len(late),
+                len(waiting),
+                params["wait_timeout"],
+                "; ".join(
+                    "%s/%s %s" % (items[i]["namespace"], items[i]["name"], conditions_text(afters[i]))
+                    for i in late[:10]
+                ),
+            ),
+            "check the issuers (are they Ready?) and cert-manager's log, or raise wait_timeout",
+        )
+        exc.result = summary
+        raise exc
+    return summary
+
+
+def _wait_all(
+    kube, items: List[Dict], afters: List[Optional[Dict]], waiting: List[int], timeout: int
+) -> List[Optional[Dict]]:
+    """Wait for every Certificate in ``waiting`` at once (cert-manager issues them side by side): one list
+    request per namespace and round, within one deadline for all."""
+    afters = list(afters)
+    deadline = time.monotonic() + timeout
+    for namespace in sorted({items[i]["namespace"] for i in waiting}):
+        mine = [i for i in waiting if items[i]["namespace"] == namespace]
+
+        def all_ready(listing, mine=mine):
+            by_name = {(o.get("metadata") or {}).get("name"): o for o in (listing or {}).get("items") or []}
+            for i in mine:
+                afters[i] = by_name.get(items[i]["name"], afters[i])
+            return all(cm.is_ready(afters[i]) for i in mine)
+
+        kube.wait(
+            namespaced_path(cm.API_VERSION, "certificates", namespace),
+            all_ready,
+            max(deadline - time.monotonic(), 0),
+        )
+    return afters
 
 
 # -- Issuer
@@ -217,21 +408,134 @@ def secret_summary(obj: Optional[Dict]) -> Dict:
     }
 
 
+def _secret_certificates(obj: Optional[Dict]) -> Tuple[Optional[List], Optional[bytes]]:
+    """(certificates in tls.crt, tls.key bytes) of a Secret as read: ([], None) when it holds none,
+    (None, None) when it holds something that does not parse (never overwritten without replace_ca_secret)."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificates
+
+    data = (obj or {}).get("data") or {}
+    if not data.get("tls.crt"):
+        return [], None
+    try:
+        certs = load_certificates(base64.b64decode(data.get("tls.crt") or ""), "tls.crt")
+        key = base64.b64decode(data.get("tls.key") or "")
+    except (PKIError, ValueError):
+        return None, None
+    return (certs or None), key
+
+
+def _refuse_other_ca(namespace: str, name: str) -> PKIError:
+    return PKIError(
+        "ca_secret_name",
+        "Secret %s/%s already holds a different CA certificate" % (namespace, name),
+        "choose another ca_secret_name, or set replace_ca_secret: true after saving the old "
+        "key (everything that CA signed stops being trusted by pods that trust only the new one)",
+    )
+
+
+def intermediate_secret_data(ctx, namespace: str, name: str, before: Optional[Dict]) -> Tuple[Dict, Dict]:
+    """The Secret's data with a per-issuer intermediate of the CA in ca_path (kept while still good)."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import issuer_ca
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
+        describe,
+        load_certificate,
+        pem_of,
+    )
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import private_key_pem
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
+        isoformat,
+        not_valid_after,
+        parse_duration,
+        utcnow,
+    )
+
+    params = ctx.params
+    now = utcnow()
+    signing_pem, root_pem = read_public(params["ca_path"], "ca_path")
+    signing, root = load_certificate(signing_pem, "ca_path"), load_certificate(root_pem, "ca_path")
+    certs, key_pem = _secret_certificates(before)
+    if certs is None and not params["replace_ca_secret"]:
+        raise PKIError(
+            "ca_secret_name",
+            "Secret %s/%s holds a tls.crt that is not a PEM certificate" % (namespace, name),
+            "look at what is in it; set replace_ca_secret: true to overwrite it",
+        )
+    held = certs[0] if certs else None
+    legacy = held is not None and held == signing and _key_matches(key_pem, signing)
+    if legacy and not params["replace_ca_secret"]:
+        ctx.warn(
+            "Secret %s/%s holds the key of the CA in %s itself (what this module wrote before 0.4.0); it is kept. "
+            "Set replace_ca_secret: true to replace it by a per-issuer intermediate (pods keep trusting the same "
+            "root), or ca_secret_holds: signing_ca to keep it without this warning"
+            % (namespace, name, params["ca_path"])
+        )
+        return dict(before["data"]), dict(describe(held), intermediate=False)
+    signer = issuer_ca.load_signer(params["ca_path"], params["ca_passphrase"], now)
+    constraints = issuer_ca.narrowed(
+        signer,
+        params["intermediate_permitted_dns"],
+        params["intermediate_permitted_ip_ranges"],
+        params["intermediate_permitted_uri_domains"],
+    )
+    valid_for = parse_duration(params["intermediate_valid_for"], "intermediate_valid_for")
+    issuer_ca.check_valid_for(valid_for)
+    mine = held is not None and (held == signing or issuer_ca.is_ours(held, signer))
+    if held is not None and not mine and not params["replace_ca_secret"]:
+        raise _refuse_other_ca(namespace, name)
+    why = "none yet"
+    if held is not None:
+        why = issuer_ca.still_good(held, key_pem, signer, constraints, now, own=[signing, root])
+    if why is None:  # kept; the rest of the Secret is what it must be (a root planted beside it goes)
+        data = {
+            "tls.crt": base64.b64encode(pem_of([held, signer.certificate]).encode()).decode(),
+            "tls.key": before["data"]["tls.key"],
+            "ca.crt": base64.b64encode(pem_of([signer.certificate]).encode()).decode(),
+        }
+        return data, dict(describe(held), intermediate=True, not_after=isoformat(not_valid_after(held)))
+    label = "%s/%s" % (namespace, name)
+    common_name = label[: 64 - len(issuer_ca.SUBJECT_SUFFIX)] + issuer_ca.SUBJECT_SUFFIX
+    key, cert = issuer_ca.issue(signer, common_name, constraints, valid_for, now)
+    data = {
+        "tls.crt": base64.b64encode(pem_of([cert, signer.certificate]).encode()).decode(),
+        "tls.key": base64.b64encode(private_key_pem(key)).decode(),
+        "ca.crt": base64.b64encode(pem_of([signer.certificate]).encode()).decode(),
+    }
+    return data, dict(
+        describe(cert), intermediate=True, not_after=isoformat(not_valid_after(cert)), renewed_because=why
+    )
+
+
+def _key_matches(key_pem: Optional[bytes], cert) -> bool:
+    """``key_pem`` is the private key of ``cert`` (a small PEM that loads); anything else is not."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.issuer_ca import MAX_KEY_PEM
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import load_private_key, public_key_der
+
+    if not key_pem or len(key_pem) > MAX_KEY_PEM:
+        return False
+    try:
+        return public_key_der(load_private_key(key_pem, None, "tls.key")) == public_key_der(cert.public_key())
+    except Exception:  # a planted key of any kind is simply not the CA's
+        return False
+
+
 def ensure_ca_secret(ctx, namespace: str) -> Tuple[Dict, Optional[Dict]]:
     """The issuer's CA Secret filled from ``ca_path``; a different CA there is kept unless replace_ca_secret."""
     params, kube = ctx.params, ctx.kube
     name = params["ca_secret_name"]
-    data, info = ca_secret_data(params["ca_path"], params["ca_passphrase"])
     path = namespaced_path("v1", "secrets", namespace, name)
     before = kube.get(path)
-    old = ((before or {}).get("data") or {}).get("tls.crt")
-    if old and old != data["tls.crt"] and not params["replace_ca_secret"]:
-        raise PKIError(
-            "ca_secret_name",
-            "Secret %s/%s already holds a different CA certificate" % (namespace, name),
-            "choose another ca_secret_name, or set replace_ca_secret: true after saving the old "
-            "key (everything that CA signed stops being trusted by pods that trust only the new one)",
-        )
+    if params["ca_secret_holds"] == "intermediate":
+        data, info = intermediate_secret_data(ctx, namespace, name, before)
+    else:
+        data, info = ca_secret_data(params["ca_path"], params["ca_passphrase"])
+        old = ((before or {}).get("data") or {}).get("tls.crt")
+        if old and old != data["tls.crt"] and not params["replace_ca_secret"]:
+            raise _refuse_other_ca(namespace, name)
+        info["intermediate"] = False
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -296,13 +600,14 @@ def ensure_issuer(ctx) -> Dict:
 
 
 # -- Re-issue after a CA switch
-def signed_by(pem: str, issuer) -> bool:
+def signed_by(pem: str, anchors) -> bool:
+    """The certificate in ``pem`` (tls.crt: leaf, then its chain) was issued under one of ``anchors``."""
     # pylint: disable=import-outside-toplevel
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import verify_signed_by
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificate
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import chains_to
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificates
 
     try:
-        return verify_signed_by(load_certificate(pem, "tls.crt"), issuer)
+        return chains_to(load_certificates(pem, "tls.crt"), anchors)
     except PKIError:
         return False
 
@@ -321,7 +626,8 @@ def reissue(ctx) -> Dict:
 
     params = ctx.params
     namespace = cm.check_k8s_name(params["namespace"], "namespace")
-    issuer = load_certificate(read_public(params["ca_path"], "ca_path")[0], "ca_path")
+    # the CA's issuing certificate and its root: leaves of a per-issuer intermediate chain to the root
+    issuer = [load_certificate(pem, "ca_path") for pem in read_public(params["ca_path"], "ca_path")]
     kube = ctx.kube
     kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
     listing = kube.get(namespaced_path(cm.API_VERSION, "certificates", namespace)) or {}

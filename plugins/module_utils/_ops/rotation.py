@@ -52,6 +52,16 @@ def load_state(path: str, field_name: str = "path") -> Dict[str, Any]:
         )
     ):
         raise PKIError(field_name, "%s is not a rotation state this collection wrote" % path, "restore it from backup")
+    if state:
+        from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_isoformat
+
+        try:
+            for stage in ORDER[: ORDER.index(state["stage"]) + 1]:
+                parse_isoformat(state["times"][stage])
+        except (KeyError, TypeError, ValueError):
+            raise PKIError(
+                field_name, "%s lacks the time a stage was reached" % path, "restore it from backup"
+            ) from None
     return state
 
 
@@ -78,6 +88,11 @@ class RotationRequest:
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> "RotationRequest":
+        from ansible_collections.securebydefault.pki.plugins.module_utils.pki.live_gate import MAX_TIMEOUT
+
+        timeout = params.get("probe_timeout", 5.0)
+        if not 0 < timeout <= MAX_TIMEOUT:
+            raise PKIError("probe_timeout", "%r is not between 0 and %d seconds" % (timeout, MAX_TIMEOUT), "give 5")
         return request_from(
             cls,
             params,
@@ -88,15 +103,17 @@ class RotationRequest:
 
 def evidence_report(evidence, new_root_pem: str, new_issuer_pem: str) -> Tuple[List[str], List[str]]:
     """(hosts whose bundle lacks the new root, hosts whose certificate is not signed by the new CA)."""
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import verify_signed_by
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import chains_to
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
         fingerprint,
         load_certificate,
         load_certificates,
     )
 
-    new_root = fingerprint(load_certificate(new_root_pem, "new_ca_path/root.crt"))
-    issuer = load_certificate(new_issuer_pem, "new_ca_path/ca.crt")  # the signing CA: first in the chain
+    root = load_certificate(new_root_pem, "new_ca_path/root.crt")
+    new_root = fingerprint(root)
+    # the signing CA, and the root for leaves of a per-issuer intermediate (cert-manager CA Issuers)
+    anchors = [load_certificate(new_issuer_pem, "new_ca_path/ca.crt"), root]
     missing, old = [], []
     for item in evidence:
         host = str(item.get("host"))
@@ -107,8 +124,7 @@ def evidence_report(evidence, new_root_pem: str, new_issuer_pem: str) -> Tuple[L
         if new_root not in roots:
             missing.append(host)
         try:
-            cert = load_certificate(item.get("certificate") or "", "evidence")
-            if cert.issuer != issuer.subject or not verify_signed_by(cert, issuer):
+            if not chains_to(load_certificates(item.get("certificate") or "", "evidence"), anchors):
                 old.append(host)
         except PKIError:
             old.append(host)
@@ -134,6 +150,7 @@ def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.date
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import live_gate
 
     targets = live_gate.targets_of(request.endpoints)
+    check_certified(targets, [request.old_ca_path, request.new_ca_path], now)
     missing, old = evidence_report(request.evidence, new_root, new_issuer)
     silent = [host for host in request.hosts_without_evidence if host not in missing + old]
     missing, old = missing + silent, old + silent
@@ -179,6 +196,41 @@ def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.date
     if stage != "done":
         result.update(blocked_by=decision.blocked_by, next_due=decision.next_due, next_stage=NEXT[stage])
     return result
+
+
+def check_certified(targets, ca_paths: List[str], now: datetime.datetime) -> None:
+    """Every endpoint's host part is the node's inventory name or a name a CA here certified to that node.
+
+    Endpoints come from host variables, which a node's own facts can override: without this check a
+    compromised node could point the CA host's probes, with a client certificate of the new CA, at any
+    address (the CA host's loopback, internal services). The ledgers on the CA host are what it vetted.
+    """
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.probe import parse_endpoint
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_isoformat
+
+    if not targets:
+        return
+    certified: Dict[str, set] = {}
+    for path in ca_paths:
+        data = read_bytes(os.path.join(path, ledger.LEDGER), "new_ca_path") or b""
+        for entry in ledger.parse(data)[0]:
+            try:
+                live = parse_isoformat(entry["not_after"]) > now
+            except (KeyError, TypeError, ValueError):
+                live = False
+            if live and isinstance(entry.get("host"), str) and isinstance(entry.get("names"), list):
+                certified.setdefault(entry["host"], set()).update(str(n).lower() for n in entry["names"])
+    for target in targets:
+        host = parse_endpoint(target.endpoint).host.lower()
+        if host != target.host.lower() and host not in certified.get(target.host, set()):
+            raise PKIError(
+                "endpoints",
+                "%s: %s is neither the node's inventory name nor a name its certificate carries"
+                % (target.host, target.endpoint),
+                "list endpoints at the node's own names or addresses (those in its certificate); the CA host "
+                "probes nothing else",
+            )
 
 
 def _live_verdicts(

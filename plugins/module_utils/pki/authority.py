@@ -289,6 +289,37 @@ def verify_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def chains_to(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate]) -> bool:
+    """The leaf (first) was signed by an anchor, or by a CA later in ``chain`` that an anchor signed.
+
+    One intermediate between the leaf and the anchors is enough here: a CA directory's root signs its
+    issuing CA and the per-issuer intermediates of cert-manager (issuer_ca.py), nothing deeper.
+    """
+    if not chain:
+        return False
+    leaf = chain[0]
+    try:  # a CA certificate is not a leaf: a node that reports the new CA's own certificate proves nothing
+        if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    if any(verify_signed_by(leaf, anchor) for anchor in anchors):
+        return True
+    for middle in chain[1:]:
+        try:
+            basic = middle.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        if (
+            basic.ca
+            and basic.path_length == 0
+            and verify_signed_by(leaf, middle)
+            and any(verify_signed_by(middle, a) for a in anchors)
+        ):
+            return True
+    return False
+
+
 def check_identity(
     identity: Identity, ca_certificates: Sequence[x509.Certificate], allow_wildcard: bool, field: str = "names"
 ) -> None:

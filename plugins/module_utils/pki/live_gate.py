@@ -8,9 +8,12 @@ start; its certificate file may come from the new CA while it still serves the o
 every endpoint must present a certificate that a client trusting only the new root accepts.
 
 The client certificate is a probe identity: a fresh key in memory and a certificate of the new CA
-valid for minutes, with no name (a service that authorizes by name grants it nothing), used for
-client authentication only. Its two files live in a private temporary directory for the probes (the
-standard library's TLS reads only files) and are removed before the function returns.
+valid for minutes, for client authentication only, with no subject alternative name and the fixed
+subject CN=securebydefault.pki rotation probe (grant that name nothing in services that authorize by
+subject). The standard library's TLS reads certificates only from files: on Linux they are memory
+files (memfd, never on disk, gone with the process); elsewhere a private temporary directory, checked
+to be this user's own and removed before the function returns. A fresh identity is made whenever the
+current one could expire before the next probe ends.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -25,6 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from .errors import PKIError
 
 PROBE_LIFETIME = datetime.timedelta(minutes=10)
+MAX_TIMEOUT = 60  # seconds per connection and handshake; four of them must fit well inside PROBE_LIFETIME
 PROBE_SUBJECT = "securebydefault.pki rotation probe"
 # What each gate checks, by the stage it leads to.
 CHECKS = {"switched": "accepts a client certificate of the new CA", "done": "presents a certificate of the new CA"}
@@ -70,7 +75,7 @@ def probe_identity(
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    from .authority import BACKDATE, key_usage
+    from .authority import BACKDATE, _ski, key_usage
     from .keys import signature_hash_for
     from .timeutil import not_valid_after, utcnow
 
@@ -88,6 +93,10 @@ def probe_identity(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(key_usage(digital_signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(_ski(key.public_key()), critical=False)
+        .add_extension(  # so a client picks the right issuer when old and new CA share a subject
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
         .sign(ca.key, signature_hash_for(ca.key))
     )
     chain = [cert] + ca.issuer_chain()
@@ -99,22 +108,41 @@ def probe_identity(
 
 
 class _IdentityFiles:
-    """The probe identity as two files in a private directory, removed on exit."""
+    """The probe identity as two files only this process can read: memory files on Linux, else a private
+    temporary directory; gone on exit."""
 
     def __init__(self, chain_pem: bytes, key_pem: bytes) -> None:
-        self.chain_pem, self.key_pem = chain_pem, key_pem
+        self.data = (chain_pem, key_pem)
+        self.fds: List[int] = []
         self.directory: Optional[str] = None
 
     def __enter__(self) -> Tuple[str, str]:
-        self.directory = tempfile.mkdtemp(prefix="sbd-pki-probe-")  # mode 0700
-        paths = (os.path.join(self.directory, "probe.crt"), os.path.join(self.directory, "probe.key"))
-        for path, data in zip(paths, (self.chain_pem, self.key_pem)):
+        if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+            paths = []
+            for name, data in zip(("probe.crt", "probe.key"), self.data):
+                fd = os.memfd_create("sbd-pki-" + name)
+                self.fds.append(fd)
+                os.write(fd, data)
+                paths.append("/proc/self/fd/%d" % fd)
+            return paths[0], paths[1]
+        self.directory = tempfile.mkdtemp(prefix="sbd-pki-probe-")  # mode 0700, a fresh random name
+        info = os.lstat(self.directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            raise PKIError(
+                "probe_timeout",
+                "the temporary directory %s is not private" % self.directory,
+                "point TMPDIR at a directory only this user can write",
+            )
+        files = (os.path.join(self.directory, "probe.crt"), os.path.join(self.directory, "probe.key"))
+        for path, data in zip(files, self.data):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-        return paths
+        return files[0], files[1]
 
     def __exit__(self, *exc_info) -> None:
+        for fd in self.fds:
+            os.close(fd)
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -130,6 +158,7 @@ def _verdict(target: Target, result: Dict[str, Any], gate: str) -> Dict[str, Any
         reason = result.get("error") or "the client certificate of the new CA was refused"
     elif result.get("client_certificate_accepted") is not True:
         reason = result.get("error") or "no verdict on the client certificate"
+        reason += " (a service that checks client certificates only after the handshake cannot be judged here)"
     elif gate == "done" and not result.get("verified"):
         reason = "a client trusting only the new root refuses what it serves (%s)" % (
             result.get("verify_error") or result.get("error") or "not verified"
@@ -155,24 +184,30 @@ def check(
     """Probe every target for ``gate`` ("switched" or "done") with a fresh probe identity of ``ca``."""
     from .probe import ProbeRequest, parse_endpoint, probe
 
+    from .timeutil import utcnow
+
     if gate not in CHECKS:
         raise ValueError(gate)
-    if not targets:
-        return []
-    verdicts = []
-    with _IdentityFiles(*probe_identity(ca)) as (cert_path, key_path):
-        for target in targets:
-            result = probe(
-                ProbeRequest(
-                    parse_endpoint(target.endpoint),
-                    server_name=target.server_name,
-                    bundle_pem=new_root_pem if gate == "done" else None,
-                    client_cert_path=cert_path,
-                    client_key_path=key_path,
-                    timeout=timeout,
+    # the longest one probe can take: two handshakes (each connect + handshake), the wait for a refusal
+    worst = datetime.timedelta(seconds=4 * timeout + 1)
+    verdicts: List[Dict[str, Any]] = []
+    pending = list(targets)
+    while pending:
+        minted = utcnow()
+        with _IdentityFiles(*probe_identity(ca, minted)) as (cert_path, key_path):
+            while pending and utcnow() + worst < minted + PROBE_LIFETIME - datetime.timedelta(minutes=1):
+                target = pending.pop(0)
+                result = probe(
+                    ProbeRequest(
+                        parse_endpoint(target.endpoint),
+                        server_name=target.server_name,
+                        bundle_pem=new_root_pem if gate == "done" else None,
+                        client_cert_path=cert_path,
+                        client_key_path=key_path,
+                        timeout=timeout,
+                    )
                 )
-            )
-            verdicts.append(_verdict(target, result, gate))
+                verdicts.append(_verdict(target, result, gate))
     return verdicts
 
 

@@ -16,8 +16,10 @@ whole presented chain is read where Python offers it (3.13+); before that, the l
 from __future__ import annotations
 
 import ipaddress
+import select
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -97,8 +99,8 @@ def _describe(der: bytes) -> Dict[str, Any]:
     """The fields of one presented certificate; one that cannot be parsed is described as such."""
     try:
         return _fields(der)
-    except ValueError as exc:  # a lying endpoint: a malformed certificate is what it serves, not a crash
-        return {"error": "the certificate cannot be parsed: %s" % exc}
+    except Exception as exc:  # a lying endpoint: a malformed certificate is what it serves, not a crash
+        return {"error": "the certificate cannot be parsed: %s" % (exc or exc.__class__.__name__)}
 
 
 def _fields(der: bytes) -> Dict[str, Any]:
@@ -147,6 +149,8 @@ class _Handshake:
 
     def __enter__(self) -> "_Handshake":
         endpoint = self.request.endpoint
+        # one deadline for connection and handshake: a server that trickles bytes cannot hold the probe longer
+        deadline = time.monotonic() + self.request.timeout
         try:
             raw = socket.create_connection((endpoint.host, endpoint.port), timeout=self.request.timeout)
         except OSError as exc:
@@ -154,10 +158,26 @@ class _Handshake:
             return self
         self.connected = True
         server_name = self.request.server_name or endpoint.host
+        tls = None
+        wanted: Tuple[List[ssl.SSLSocket], List[ssl.SSLSocket]]
         try:
-            self.tls = self.context.wrap_socket(raw, server_hostname=server_name)
+            tls = self.context.wrap_socket(raw, server_hostname=server_name, do_handshake_on_connect=False)
+            tls.setblocking(False)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    wanted = ([tls], [])
+                except ssl.SSLWantWriteError:
+                    wanted = ([], [tls])
+                left = deadline - time.monotonic()
+                if left <= 0 or not any(select.select(wanted[0], wanted[1], [], left)[:2]):
+                    raise socket.timeout("timed out")
+            tls.settimeout(self.request.timeout)
+            self.tls = tls
         except (OSError, ssl.SSLError) as exc:
-            raw.close()
+            (tls or raw).close()
             self.error = exc
         return self
 
@@ -205,16 +225,18 @@ def _client_verdict(hs: _Handshake) -> Tuple[Optional[bool], Optional[str]]:
         return (False, _reason(hs.error)) if refused else (None, None)
     hs.tls.settimeout(min(hs.request.timeout, 1.0))
     try:
-        hs.tls.recv(1)
+        data = hs.tls.recv(1)
     except (socket.timeout, ssl.SSLWantReadError):
         return True, None  # no alert in time: the server kept the connection with our certificate
     except ssl.SSLError as exc:
         if _refused_client(exc, presented):
             return False, _reason(exc)
-        return True, None
+        return None, "no verdict on the client certificate: %s" % _reason(exc)
     except OSError as exc:
         return False, _reason(exc)
-    return True, None  # the server answered (or closed cleanly) after accepting the certificate
+    if not data:  # closed without a word: it may have refused us after the handshake, or never cared
+        return None, "no verdict on the client certificate: the server closed the connection after the handshake"
+    return True, None  # the server answered after accepting the certificate
 
 
 def _chain_of(tls: ssl.SSLSocket) -> List[bytes]:
@@ -279,6 +301,8 @@ def probe(request: ProbeRequest) -> Dict[str, Any]:
             result["client_certificate_accepted"] = accepted
             if accepted is False:
                 result["error"] = "the server refused the client certificate: %s" % why
+            elif accepted is None:
+                result["error"] = why
         elif accepted is False:
             result["client_certificate_required"] = True
             result["error"] = "the server requires a client certificate: %s" % why

@@ -24,8 +24,8 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client imp
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.objects import ATTEMPTS, write_with_retry
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.modules import (
-    cert_manager_certificate, cert_manager_issuer, cert_manager_reissue, k8s_keyring, k8s_namespace,
-    k8s_trust_bundle)
+    cert_manager_certificate, cert_manager_certificates, cert_manager_issuer, cert_manager_reissue, k8s_keyring,
+    k8s_namespace, k8s_trust_bundle)
 
 from fake_kube import cert_manager  # pylint: disable=wrong-import-order
 
@@ -162,6 +162,65 @@ def test_certificate_password_secret_made_once(kube, context, issuer):
     assert kube.objects[namespaced_path("v1", "secrets", "prod", "pw")]["data"]["password"] == password
 
 
+def bulk(n, **extra):
+    return {"certificates": [leaf(name="svc%d" % i, dns_names=["svc%d.prod.svc.cluster.local" % i], **extra)
+                             for i in range(n)]}
+
+
+def test_certificates_in_bulk_check_mode_real_rerun_and_diff(kube, context, issuer):
+    check = cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(5), check_mode=True))
+    assert check["changed"] is True and not [p for p in kube.objects if p.startswith(CERTS)]
+    assert all(dry for _method, _path, dry in kube.writes())
+    first = cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(5)))
+    assert first["changed"] and first["ready"] and [r["revision"] for r in first["certificates"]] == [1] * 5
+    assert [r["name"] for r in first["certificates"]] == ["svc%d" % i for i in range(5)]
+    assert len(first["diff"]) == 5 and first["diff"][0]["before_header"] == "Certificate prod/svc0"
+    # the same spec as the single module makes
+    single = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf(
+        name="svc0", dns_names=["svc0.prod.svc.cluster.local"])))
+    assert single["changed"] is False and single["spec"] == first["certificates"][0]["spec"]
+    seen = len(kube.log)
+    again = cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(5)))
+    assert again["changed"] is False and again["diff"] == []
+    assert [p for _method, p, _dry in kube.log[seen:]].count(ISSUER) == 1  # the issuer is read once for all
+    changed = cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(5, valid_for="2d"),
+                                                 check_mode=True))
+    assert changed["diff"][0]["after"]["spec"]["duration"] == "48h"
+
+
+@pytest.mark.parametrize("item, field", [
+    ({"dns_names": ["*.com"]}, "certificates[3].dns_names"),
+    ({"valid_for": "1h", "renew_before": "2h"}, "certificates[3].renew_before"),
+    ({"issuer_name": "nowhere"}, "certificates[3].issuer_name"),
+    ({"colour": "blue"}, "certificates[3]"),
+    ({"wait_timeout": 5}, "certificates[3]"),
+])
+def test_one_bad_certificate_in_bulk_writes_nothing_and_is_named(kube, context, issuer, item, field):
+    args = bulk(5)
+    args["certificates"][3].update(item)
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, args))
+    assert err.value.field.startswith(field), err.value
+    assert not [p for p in kube.objects if p.startswith(CERTS)]
+
+
+def test_a_certificate_listed_twice_in_bulk_is_refused(kube, context, issuer):
+    args = bulk(3)
+    args["certificates"].append(dict(args["certificates"][1]))
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, args))
+    assert err.value.field == "certificates[3].name" and "certificates[1]" in err.value.problem
+
+
+def test_certificates_in_bulk_that_never_become_ready_are_named(kube, context, issuer):
+    kube.controller = None  # no cert-manager acting: nothing is issued
+    args = dict(bulk(3), wait_timeout=1)
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, args))
+    assert err.value.field == "wait_timeout" and "3 of 3" in err.value.problem and "prod/svc2" in err.value.problem
+    assert err.value.result["ready"] is False and len(err.value.result["certificates"]) == 3
+
+
 def test_certificate_absent(kube, context, issuer):
     cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf()))
     check = cm_ops.ensure_certificate(context(cert_manager_certificate.ARGUMENT_SPEC, leaf(state="absent"),
@@ -185,7 +244,7 @@ def test_certificate_without_cert_manager_names_the_missing_api(context):
 # -- Issuer
 def test_issuer_from_a_ca_directory(kube, context, make_ca):
     kube.controller = cert_manager
-    ca, other = make_ca("Zone CA"), make_ca("Other CA")
+    ca, other = make_ca("Zone CA", intermediate=True), make_ca("Other CA", intermediate=True)
     args = {"name": "prod-ca", "namespace": "prod", "type": "ca", "ca_secret_name": "zone-ca",
             "cluster_ca_path": ca.path, "ca_passphrase": "correct horse"}
     secret_path = namespaced_path("v1", "secrets", "prod", "zone-ca")
@@ -195,7 +254,8 @@ def test_issuer_from_a_ca_directory(kube, context, make_ca):
     assert check["changed"] is True and kube.objects == {} and check["ca_secret"]["changed"] is True
 
     first = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args))
-    assert first["ready"] is True and first["ca_secret"]["subject"].endswith("Zone CA")
+    assert first["ready"] is True and first["ca_secret"]["subject"] == "CN=prod/zone-ca cert-manager issuer"
+    assert first["ca_secret"]["intermediate"] is True
     assert [d.get("before_header") for d in first["diff"]] == ["Secret prod/zone-ca", "Issuer prod-ca"]
     assert first["diff"][0]["after"]["tls.key"] == "(hidden)"
     assert b"PRIVATE KEY" in base64.b64decode(kube.objects[secret_path]["data"]["tls.key"])
@@ -209,6 +269,47 @@ def test_issuer_from_a_ca_directory(kube, context, make_ca):
     assert kube.objects[secret_path]["metadata"]["resourceVersion"] == version
 
 
+def test_the_issuer_secret_never_gets_a_root_key_unless_asked(kube, context, make_ca):
+    kube.controller = cert_manager
+    root_only = make_ca("Root only")
+    args = {"name": "prod-ca", "namespace": "prod", "type": "ca", "ca_secret_name": "zone-ca",
+            "ca_path": root_only.path, "ca_passphrase": "correct horse"}
+    secret_path = namespaced_path("v1", "secrets", "prod", "zone-ca")
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args))
+    assert err.value.field == "ca_path" and secret_path not in kube.objects
+    legacy = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, dict(args, ca_secret_holds="signing_ca")))
+    assert legacy["ca_secret"]["intermediate"] is False and legacy["ready"]
+    data = dict(kube.objects[secret_path]["data"])
+    # the default later keeps what is there (and says how to move on) instead of breaking a working issuer
+    ctx = context(cert_manager_issuer.ARGUMENT_SPEC, args)
+    kept = cm_ops.ensure_issuer(ctx)
+    assert kept["changed"] is False and kube.objects[secret_path]["data"] == data
+    assert any("replace_ca_secret" in w for w in ctx.warnings)
+
+
+def test_the_issuer_intermediate_is_renewed_in_place_under_the_same_root(kube, context, make_ca):
+    kube.controller = cert_manager
+    ca = make_ca("Zone CA", intermediate=True, permitted_dns=["svc.cluster.local"])
+    args = {"name": "prod-ca", "namespace": "prod", "type": "ca", "ca_secret_name": "zone-ca",
+            "ca_path": ca.path, "ca_passphrase": "correct horse"}
+    secret_path = namespaced_path("v1", "secrets", "prod", "zone-ca")
+    first = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args))
+    assert first["ca_secret"]["renewed_because"] == "none yet"
+    held = base64.b64decode(kube.objects[secret_path]["data"]["tls.crt"])
+    narrowed = dict(args, intermediate_permitted_dns=["prod.svc.cluster.local"])
+    check = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, narrowed, check_mode=True))
+    assert check["ca_secret"]["changed"] and base64.b64decode(kube.objects[secret_path]["data"]["tls.crt"]) == held
+    renewed = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, narrowed))
+    assert "constraints" in renewed["ca_secret"]["renewed_because"]
+    assert base64.b64decode(kube.objects[secret_path]["data"]["tls.crt"]) != held
+    assert cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, narrowed))["changed"] is False
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, dict(
+            args, intermediate_permitted_dns=["example.com"])))
+    assert err.value.field == "intermediate_permitted_dns"
+
+
 def test_issuer_ca_path_only_for_type_ca(kube, context, make_ca):
     with pytest.raises(PKIError) as err:
         cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, {
@@ -217,9 +318,21 @@ def test_issuer_ca_path_only_for_type_ca(kube, context, make_ca):
 
 
 # -- re-issue
+def leaf_pem(ca, name="web.prod.svc.cluster.local"):
+    """A leaf certificate signed by ``ca``, as cert-manager would put into a Secret."""
+    import datetime
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import build_csr
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import certificate_pem
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import build_identity
+    identity = build_identity([name], "names")
+    csr = build_csr(ec.generate_private_key(ec.SECP256R1()), identity)
+    return certificate_pem(ca.sign(csr, identity, ["server"], datetime.timedelta(days=1)))
+
+
 def test_reissue_only_what_the_new_ca_did_not_sign(kube, context, make_ca):
     old, new = make_ca("Old CA"), make_ca("New CA")
-    pem = {name: open(ca.path + "/ca.crt").read() for name, ca in (("old", old), ("new", new))}
+    pem = {name: leaf_pem(ca) for name, ca in (("old", old), ("new", new))}
 
     def cert(name, signer):
         kube.put_object(CERTS + "/" + name, {
@@ -423,3 +536,89 @@ def test_an_http_error_is_not_a_transport_error(kube, context):
     with pytest.raises(PKIError) as err:
         object_ops.ensure_namespace(context(k8s_namespace.ARGUMENT_SPEC, {"name": "akka"}))
     assert not isinstance(err.value, KubeTransportError) and "forbidden" in err.value.problem
+
+
+def issuer_args(ca, **extra):
+    return dict({"name": "prod-ca", "namespace": "prod", "type": "ca", "ca_secret_name": "zone-ca",
+                 "ca_path": ca.path, "ca_passphrase": "correct horse"}, **extra)
+
+
+def planted(kube, crt_pem: bytes, key_pem: bytes):
+    path = namespaced_path("v1", "secrets", "prod", "zone-ca")
+    kube.put_object(path, {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                           "metadata": {"name": "zone-ca", "namespace": "prod"},
+                           "data": {"tls.crt": base64.b64encode(crt_pem).decode(),
+                                    "tls.key": base64.b64encode(key_pem).decode()}})
+    return path
+
+
+def test_the_ca_s_own_key_is_never_kept_as_an_intermediate(kube, context, make_ca):
+    """The directory's issuing CA is signed by the root, path length 0, the root's constraints: it passed for a
+    per-issuer intermediate. With replace_ca_secret it must give way to one; its key never stays in the Secret."""
+    kube.controller = cert_manager
+    ca = make_ca("Zone CA", intermediate=True)
+    with open(ca.path + "/ca.crt", "rb") as handle:
+        own = handle.read()
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import private_key_pem
+    path = planted(kube, own, private_key_pem(ca.key))
+    result = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, issuer_args(ca, replace_ca_secret=True)))
+    assert result["ca_secret"]["intermediate"] and "own certificate" in result["ca_secret"]["renewed_because"]
+    assert base64.b64decode(kube.objects[path]["data"]["tls.key"]) != private_key_pem(ca.key)
+
+
+def test_the_ca_s_certificate_with_a_stranger_s_key_is_not_kept_as_legacy(kube, context, make_ca):
+    kube.controller = cert_manager
+    ca = make_ca("Zone CA", intermediate=True)
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import private_key_pem
+    with open(ca.path + "/ca.crt", "rb") as handle:
+        path = planted(kube, handle.read(), private_key_pem(ec.generate_private_key(ec.SECP256R1())))
+    ctx = context(cert_manager_issuer.ARGUMENT_SPEC, issuer_args(ca))
+    result = cm_ops.ensure_issuer(ctx)
+    assert result["ca_secret"]["intermediate"] is True and result["ca_secret"]["changed"] is True
+    assert not any("holds the key of the CA" in w for w in ctx.warnings)
+    assert result["ca_secret"]["subject"] == "CN=prod/zone-ca cert-manager issuer"
+    assert kube.objects[path]["data"]["tls.crt"] != base64.b64encode(open(ca.path + "/ca.crt", "rb").read()).decode()
+
+
+def test_what_is_planted_beside_a_kept_intermediate_goes(kube, context, make_ca):
+    kube.controller = cert_manager
+    ca, stranger = make_ca("Zone CA", intermediate=True), make_ca("Stranger", intermediate=True)
+    cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, issuer_args(ca)))
+    path = namespaced_path("v1", "secrets", "prod", "zone-ca")
+    data = dict(kube.objects[path]["data"])
+    with open(stranger.path + "/root.crt", "rb") as handle:
+        extra = base64.b64encode(base64.b64decode(data["tls.crt"]) + handle.read()).decode()
+    kube.put_object(path, dict(kube.objects[path], data=dict(data, **{"tls.crt": extra, "ca.crt": extra})))
+    healed = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, issuer_args(ca)))
+    assert healed["ca_secret"]["changed"] is True and "renewed_because" not in healed["ca_secret"]
+    assert kube.objects[path]["data"]["tls.crt"] == data["tls.crt"] and kube.objects[path]["data"]["ca.crt"] == \
+        data["ca.crt"]
+
+
+def test_a_secret_whose_tls_crt_does_not_parse_is_not_overwritten_unasked(kube, context, make_ca):
+    ca = make_ca("Zone CA", intermediate=True)
+    path = planted(kube, b"not a certificate", b"")
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, issuer_args(ca)))
+    assert err.value.field == "ca_secret_name" and kube.objects[path]["data"]["tls.crt"] == base64.b64encode(
+        b"not a certificate").decode()
+
+
+def test_a_long_issuer_name_still_gives_an_idempotent_intermediate(kube, context, make_ca):
+    kube.controller = cert_manager
+    ca = make_ca("Zone CA", intermediate=True)
+    args = issuer_args(ca, namespace="n" * 63, name="i" * 63, ca_secret_name="s" * 63)
+    first = cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args))
+    assert first["ca_secret"]["subject"].endswith("cert-manager issuer")
+    assert cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args))["changed"] is False
+
+
+def test_a_failure_while_applying_in_bulk_says_what_was_written(kube, context, issuer):
+    kube.inject("PATCH", CERTS + "/svc2", status=422)
+    with pytest.raises(PKIError) as err:
+        cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(4)))
+    assert err.value.field.startswith("certificates[2]")
+    assert err.value.result["changed"] is True and [r["name"] for r in err.value.result["certificates"]] == [
+        "svc0", "svc1"]
+    assert err.value.result["not_applied"] == ["prod/svc2", "prod/svc3"]

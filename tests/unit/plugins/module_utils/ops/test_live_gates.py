@@ -83,7 +83,7 @@ def test_switched_needs_every_endpoint_to_accept_the_new_ca_s_clients(world):
     presented = fresh.peers[-1]
     assert dict(x[0] for x in presented["subject"])["commonName"] == live_gate.PROBE_SUBJECT
     assert "subjectAltName" not in presented
-    assert not os.listdir(tempfile.tempdir), "the probe identity's files outlive the probes"
+    assert not os.listdir(tempfile.tempdir), "the probe identity touched the disk"
 
 
 def test_done_needs_every_endpoint_to_serve_a_certificate_of_the_new_ca(world):
@@ -136,7 +136,18 @@ def test_bad_endpoints_are_refused_naming_the_field(entries, field, problem):
     assert err.value.field == field and problem in err.value.problem
 
 
+def certify(world, host, names, ca="old"):
+    """What the CA host's ledger says it certified to ``host`` (node_certificate writes it when it signs)."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger
+    path = os.path.join(world[ca].path, ledger.LEDGER)
+    data = open(path, "rb").read() if os.path.exists(path) else b""
+    entry = {"serial": "1", "host": host, "names": names, "not_after": "2099-01-01T00:00:00Z"}
+    with open(path, "wb") as handle:
+        handle.write(ledger.appended(data, entry))
+
+
 def request(world, **kwargs):
+    certify(world, "node1", ["svc.pki.test", "127.0.0.1"])
     kwargs.setdefault("switch_after", datetime.timedelta(0))
     kwargs.setdefault("drop_after", datetime.timedelta(0))
     return rotation.RotationRequest(path=str(world["dir"] / "r.rotation.json"), old_ca_path=world["old"].path,
@@ -215,3 +226,34 @@ def test_nothing_is_probed_while_the_time_gate_holds(world):
     late = rotation.step(req, check_mode=False, now=NOW + datetime.timedelta(hours=2))
     assert late["endpoints"][0]["gate"] == "switched" and late["endpoints"][0]["passed"]
     assert late["stage"] == "switched"
+
+
+def test_an_endpoint_the_ca_never_certified_to_that_node_is_not_probed(world):
+    service = world["serve"]("on-old")
+    req = request(world, endpoints=[{"host": "node2", "endpoints": [str(service.endpoint)]}])
+    with pytest.raises(PKIError) as err:
+        rotation.step(req, check_mode=False, now=NOW)
+    assert err.value.field == "endpoints" and "node2" in err.value.problem
+    assert not os.path.exists(req.path) and service.peers == [] and service.errors == []
+    # a name the new CA certified to the node counts as well
+    certify(world, "node2", ["127.0.0.1"], ca="new")
+    req = request(world, endpoints=[{"host": "node2", "endpoints": [str(service.endpoint)]}])
+    assert rotation.step(req, check_mode=False, now=NOW)["stage"] == "trust_both"
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 61])
+def test_a_probe_timeout_out_of_bounds_is_refused(timeout):
+    params = {"path": "/x", "old_ca_path": "/a", "new_ca_path": "/b", "switch_after": "1h", "drop_after": "1h",
+              "probe_timeout": timeout}
+    with pytest.raises(PKIError) as err:
+        rotation.RotationRequest.from_params(params)
+    assert err.value.field == "probe_timeout"
+
+
+def test_a_state_file_without_the_time_of_its_stage_is_refused(world):
+    req = request(world)
+    rotation.step(req, check_mode=False, now=NOW)
+    with open(req.path, "w") as handle:
+        handle.write('{"stage": "switched", "times": {"trust_both": "2026-01-01T00:00:00Z"}}')
+    with pytest.raises(PKIError, match="lacks the time"):
+        rotation.step(req, check_mode=False, now=NOW)

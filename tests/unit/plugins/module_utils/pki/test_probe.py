@@ -19,7 +19,7 @@ class Server:
     """A TLS (or plain TCP) server on 127.0.0.1 that serves until stopped; counts what it saw."""
 
     def __init__(self, node_dir=None, client_ca=None, require_client=False, plain=b"", silent=False, tls12=False,
-                 alternate=None, cert_key=None):
+                 alternate=None, cert_key=None, quiet=False):
         self.context = None
         self.contexts = []
         if node_dir is not None:
@@ -38,7 +38,7 @@ class Server:
             other = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             other.load_cert_chain(os.path.join(alternate, "node-fullchain.crt"), os.path.join(alternate, "node.key"))
             self.contexts = [self.context, other]
-        self.plain, self.silent = plain, silent
+        self.plain, self.silent, self.quiet = plain, silent, quiet  # quiet: the handshake, then close
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -69,7 +69,8 @@ class Server:
                     context = self.contexts[len(self.peers) % 2] if self.contexts else self.context
                     with context.wrap_socket(conn, server_side=True) as tls:
                         self.peers.append(tls.getpeercert())
-                        tls.sendall(b"ok")
+                        if not self.quiet:
+                            tls.sendall(b"ok")
             except (ssl.SSLError, OSError) as exc:
                 self.errors.append(exc)
             finally:
@@ -307,3 +308,39 @@ def test_bundle_and_server_name_are_checked_before_any_connection(world):
             ops.request_from(probe_params(server, world["dir"], metrics_path=None, metrics_labels=None, **extra))
         assert caught.value.field == field
     assert server.peers == [] and not server.errors
+
+
+def test_a_server_that_closes_after_the_handshake_gives_no_verdict_on_the_client(world):
+    server = world["serve"](node_dir=str(world["dir"] / "server"), quiet=True)
+    out = run(world, server, **client(world, "client"))
+    assert out["tls"] and out["client_certificate_accepted"] is None and "no verdict" in out["error"]
+
+
+def test_a_server_that_trickles_bytes_cannot_hold_the_probe_past_its_timeout(world):
+    """Each byte comes before the per-operation timeout; only the deadline of the whole handshake ends it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn = listener.accept()[0]
+        with conn:
+            conn.sendall(b"\x16")  # the start of a TLS record, then one byte at a time for up to 30 s
+            for _byte in range(100):
+                if stop.wait(0.3):
+                    break
+                try:
+                    conn.sendall(b"\x03")
+                except OSError:
+                    break
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        out = probe.probe(probe.ProbeRequest(probe.Endpoint("127.0.0.1", listener.getsockname()[1]), timeout=1.0))
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert out["reachable"] and not out["tls"] and "timed out" in out["error"]
