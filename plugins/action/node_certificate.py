@@ -3,6 +3,8 @@
 """node_certificate: one task per host = key and CSR on the node, signature on the CA host, install on the node.
 
 The CA key is read on the controller (the CA host) and never sent anywhere.
+The certificate's names and subject are the controller's: the node's CSR only
+carries its key.
 The node's private key is made on the node and never comes back: only the CSR
 travels here and only the certificate travels back. A run with nothing due is
 a single module call on the node, and neither side imports ``cryptography``
@@ -24,7 +26,7 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files i
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.files import check_key_mode, parse_mode
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
-    Identity, build_identity, host_names_from_facts, host_names_of, merge)
+    Identity, build_identity, check_names_or_subject, host_names_from_facts, host_names_of, merge, parse_subject)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec import KeySpec, validate_key_spec
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.revocation import revoked_serials
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
@@ -38,7 +40,7 @@ def sign(params, prepared, host=""):
 
     return sign_csr(params["ca_path"], params["ca_passphrase"], prepared["csr"], prepared["identity"],
                     params["usages"], parse_duration(params["valid_for"], "valid_for"), params["allow_wildcard"],
-                    host, shared_names=params["shared_names"])[0]
+                    host, shared_names=params["shared_names"], subject=params["subject"])[0]
 
 
 def public_of(ca):
@@ -264,10 +266,10 @@ class ActionModule(ActionBase):
             raise PKIError("path", "%r is not an absolute path" % params["path"], "give an absolute directory")
         node_file_names(params["name"])
         check_key_mode(parse_mode(params["key_mode"], "key_mode"), params["allow_group_readable_key"])
+        subject = parse_subject(params["subject"], "subject")
         identity, discover = plan_identity(params, task_vars)
-        if identity.is_empty() and not discover:
-            raise PKIError("identity_from", "the certificate would name nothing",
-                           "keep identity_from or add dns_names / ip_addresses")
+        if not discover:  # with sources to discover, the node's names are checked once it found them
+            check_names_or_subject(identity, subject, params["usages"], "identity_from")
         if params["ca"]:
             if params["trust_also"]:
                 raise PKIError("trust_also", "trust_also names CA directories on the controller, but the CA is on "

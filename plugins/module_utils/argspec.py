@@ -18,12 +18,18 @@ FILE_OPTIONS = dict(
 
 IDENTITY_SOURCES = ["inventory_hostname", "hostname", "fqdn", "ipv4", "ipv6"]
 
+# The subject the controller chooses for a certificate (node_certificate, its node-side module, sign_csr);
+# the engine checks it (pki/identity.py parse_subject).
+SUBJECT_OPTION = dict(type="dict", options=dict(common_name=dict(type="str"),
+                                                organizations=dict(type="list", elements="str")))
+
 # Options the node_certificate action hands unchanged to its node-side module.
 NODE_SHARED_OPTIONS = dict(
     path=dict(type="path", required=True),
     name=dict(type="str", default="node"),
     allow_wildcard=dict(type="bool", default=False),
     usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
+    subject=SUBJECT_OPTION,
     renew_before=dict(type="str", default="30d"),
     key_passphrase=dict(type="str", no_log=True),
     regenerate_key=dict(type="str", default="on_renewal", choices=["on_renewal", "never"]),

@@ -21,7 +21,7 @@ description:
   - "Files below O(path): C(<name>.key) (0600), C(<name>.crt), C(<name>-fullchain.crt) (leaf and
     intermediates), C(ca-bundle.crt) (trust anchors), C(<name>.p12), C(truststore.p12)."
   - A certificate is re-issued when it expires within O(renew_before), a name was added or
-    removed, the key does not match, the CA changed, the key algorithm or the usages changed,
+    removed, the key does not match, the CA changed, the key algorithm, the usages or the subject changed,
     or O(force=true). A fresh key is made for every certificate unless O(regenerate_key=never).
     The reasons are returned.
   - If facts were gathered they are used; otherwise the node looks up its hostname, FQDN and
@@ -33,6 +33,8 @@ description:
     second call with O(certificate) installs it. The C(node_certificate) role does this when
     C(node_certificate_ca_host) is set. Either way the CA key never leaves the CA host.
   - Every name is checked against the CA's name constraints and wildcard policy before anything is written.
+  - The subject is chosen here, never taken from the node's CSR - C(CN=<one of the names>) by default, or
+    O(subject) for client identities that are read from the subject, such as Kubernetes users and nodes.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.requirements
@@ -128,6 +130,29 @@ options:
     elements: str
     choices: [server, client]
     default: [server, client]
+  subject:
+    description:
+      - The certificate's subject, chosen by the controller; the subject in the node's CSR is never taken.
+      - Not set (or empty), the subject is C(CN=<one of the certificate's names>), as before this option existed.
+      - With O(subject.common_name), the subject is C(O=<each organization, in the order given>, CN=<common_name>),
+        organizations first as kubeadm writes them, e.g. C(CN=system:node:node1, O=system:nodes) for a kubelet
+        or C(CN=kubernetes-admin, O=system:masters) for an administrator.
+      - With O(subject.common_name) and O(usages=[client]) the certificate may have no names at all
+        (O(identity_from=[]) and no O(dns_names), O(ip_addresses), O(uris) or O(spiffe_id)); it then has no
+        SubjectAlternativeName extension. Any other certificate needs at least one name.
+      - A certificate whose common name or set of organizations differs from this is re-issued, with the
+        reason C(subject changed). So is one issued to a chosen subject once the option is dropped.
+    type: dict
+    suboptions:
+      common_name:
+        description:
+          - The common name (CN). At most 64 characters, printable, no whitespace.
+          - Required when O(subject.organizations) is given.
+        type: str
+      organizations:
+        description: Organizations (O), at most 8, no duplicates, each like O(subject.common_name).
+        type: list
+        elements: str
   valid_for:
     description: Lifetime of each certificate (C(90d), C(24h), C(1y), seconds). Capped by the CA's policy.
     type: str
@@ -195,6 +220,18 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     var: kafka_cert.reasons
 
+- name: A kubelet's client certificate, the identity Kubernetes' Node authorizer expects
+  securebydefault.pki.node_certificate:
+    ca_path: /srv/pki/kubernetes
+    ca_passphrase: "{{ vault_kubernetes_ca_passphrase }}"
+    path: /var/lib/kubelet/pki
+    name: kubelet-client
+    identity_from: []
+    usages: [client]
+    subject:
+      common_name: "system:node:{{ inventory_hostname }}"
+      organizations: ["system:nodes"]
+
 # The CA on a designated CA host (the node_certificate role does these four steps itself
 # when node_certificate_ca_host is set)
 - name: The CA's public material, read on the CA host
@@ -247,16 +284,19 @@ reasons:
   elements: str
   sample: ["expires in 20d1h (2027-01-01T00:00:00Z) <= renew_before 30d", "name 10.0.0.9 missing from certificate"]
 identity:
-  description: The names the certificate carries.
+  description: The names the certificate carries (empty for a client certificate named by its O(subject) alone).
   returned: success
   type: list
   elements: str
   sample: [node1, node1.example.internal, 10.0.0.7]
 certificate:
-  description: Names, issuer, serial (hex), not_after and SHA-256 fingerprint of the certificate on the node.
+  description:
+    - Names, subject (RFC 4514), issuer, serial (hex), not_after and SHA-256 fingerprint of the certificate on the
+      node.
   returned: success
   type: dict
-  sample: {serial: 5f3a09c1e2, not_after: "2027-02-20T10:00:00Z", names: [node1.cluster-a.example]}
+  sample: {serial: 5f3a09c1e2, not_after: "2027-02-20T10:00:00Z", names: [node1.cluster-a.example],
+           subject: "CN=node1.cluster-a.example"}
 files:
   description: Paths of key, cert, chain, bundle, keystore and truststore on the node.
   returned: always

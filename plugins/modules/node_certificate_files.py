@@ -91,6 +91,21 @@ options:
     elements: str
     default: [server, client]
     choices: [server, client]
+  subject:
+    description:
+      - The subject the certificate must have, as the controller chose it (see
+        M(securebydefault.pki.node_certificate)); not set, C(CN=<one of its names>).
+      - A certificate with another common name or set of organizations is re-issued, and a signed certificate
+        with another subject is not installed.
+    type: dict
+    suboptions:
+      common_name:
+        description: The common name (CN).
+        type: str
+      organizations:
+        description: Organizations (O), in the order they are written.
+        type: list
+        elements: str
   renew_before:
     description: Re-issue when the certificate expires within this duration.
     type: str
@@ -164,7 +179,7 @@ backups:
   elements: str
   sample: []
 certificate:
-  description: Names, issuer, serial, not_after and fingerprint of the installed certificate.
+  description: Names, subject (RFC 4514), issuer, serial, not_after and fingerprint of the installed certificate.
   returned: always
   type: dict
   sample: {serial: 5f3a09c1e2, not_after: "2027-02-20T10:00:00Z", names: [node1.cluster-a.example]}

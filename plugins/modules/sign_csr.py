@@ -19,7 +19,8 @@ description:
     host that reaches the API server, usually C(localhost)). It receives the CSR and the approved names that
     node_certificate returned, and returns the certificate.
   - The CA is loaded and checked (passphrase, key match, expiry) before every signature. The CSR must name
-    exactly O(names), and the names must be inside the CA's name constraints and wildcard policy. O(valid_for)
+    exactly O(names), and the names must be inside the CA's name constraints and wildcard policy. The subject
+    is O(subject), never the CSR's. O(valid_for)
     must be within the CA's maximum leaf validity. The signature is appended to the CA's ledger under the
     CA's lock (a Secret is updated only if nobody wrote it since it was read, else read again and the entry
     added again), so parallel jobs signing with one CA are safe. A Secret's ledger is compacted in the same
@@ -64,6 +65,23 @@ options:
     elements: str
     choices: [server, client]
     default: [server, client]
+  subject:
+    description:
+      - The certificate's subject; pass the same value as to M(securebydefault.pki.node_certificate), which
+        refuses to install a certificate with another subject.
+      - Not set (or empty), C(CN=<one of the names>). With O(subject.common_name),
+        C(O=<each organization, in order>, CN=<common_name>).
+      - O(names) may be empty only with O(subject.common_name) and O(usages=[client]); the certificate then has
+        no SubjectAlternativeName extension.
+    type: dict
+    suboptions:
+      common_name:
+        description: The common name (CN), at most 64 printable characters without whitespace.
+        type: str
+      organizations:
+        description: Organizations (O), at most 8, no duplicates.
+        type: list
+        elements: str
   valid_for:
     description: Lifetime of the certificate.
     type: str
@@ -118,6 +136,20 @@ EXAMPLES = r"""
   delegate_to: localhost
   when: request.csr is defined
   register: signed
+
+- name: Sign a Kubernetes administrator's client certificate (no names, identity in the subject)
+  securebydefault.pki.sign_csr:
+    ca_path: /var/lib/pki/kubernetes
+    ca_passphrase: "{{ vault_kubernetes_ca_passphrase }}"
+    csr: "{{ admin_request.csr }}"
+    names: []
+    usages: [client]
+    subject:
+      common_name: kubernetes-admin
+      organizations: ["system:masters"]
+    host: "{{ inventory_hostname }}"
+  delegate_to: ca1.example.internal
+  when: admin_request.csr is defined
 """
 
 RETURN = r"""
@@ -137,13 +169,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import ca as ops
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
-from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import CA_CHOICE, ca_options
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import CA_CHOICE, SUBJECT_OPTION, ca_options
 
 ARGUMENT_SPEC = dict(
     ca_options(),
     csr=dict(type="str", required=True),
     names=dict(type="list", elements="str", required=True),
     usages=dict(type="list", elements="str", default=["server", "client"], choices=["server", "client"]),
+    subject=SUBJECT_OPTION,
     valid_for=dict(type="str", default="90d"),
     allow_wildcard=dict(type="bool", default=False),
     host=dict(type="str", default=""),

@@ -200,6 +200,7 @@ def sign(ctx) -> Dict[str, Any]:
         params["host"],
         params["shared_names"],
         dry_run=ctx.check_mode,
+        subject=params["subject"],
     )
     if ctx.check_mode:
         return {"changed": True}  # every check made: the CA, the CSR, the policy, who holds the names

@@ -16,7 +16,11 @@ from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner im
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import node_file_names
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import files as fs
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import record
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import build_identity, requested_names
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import (
+    build_identity,
+    parse_subject,
+    requested_names,
+)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keyspec import KeySpec, validate_key_spec
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
@@ -60,6 +64,7 @@ def quick_result(params, names, discovered):
         now=utcnow(),
         host=params["host"],
         key_encrypted=bool(params["key_passphrase"]),
+        requested_subject=parse_subject(params["subject"], "subject").describe(),
     ):
         return None
     return dict(
@@ -98,6 +103,7 @@ def build_request(node, params, names, check_mode):
         allow_wildcard=params["allow_wildcard"],
         renew_before=parse_duration(params["renew_before"], "renew_before"),
         usages=params["usages"],
+        subject=parse_subject(params["subject"], "subject"),
         force=params["force"],
         backup=params["backup"],
         revoked_serials=params["revoked_serials"],
@@ -115,6 +121,7 @@ def build_request(node, params, names, check_mode):
 def node_files(ctx) -> Dict[str, Any]:
     """Module node_certificate_files: one stage (prepare, install, abort) of a node certificate on the node."""
     params = ctx.params
+    parse_subject(params["subject"], "subject")  # a bad subject fails before anything is read or written
     names, discovered = requested_names(params["names"], params["discover"])
     quick = quick_result(params, names, discovered)
     if quick is not None:

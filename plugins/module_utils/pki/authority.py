@@ -2,15 +2,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Certificate authorities: create a scoped root (and intermediate), sign CSRs under a policy.
 
-The CA signs only the identity the caller approved, never extensions copied
-from a CSR; it refuses names outside its X.509 name constraints, wildcards
-unless its policy allows them, weak keys, and validity beyond its policy.
+The CA signs only the identity and subject the caller approved, never a subject or
+extensions copied from a CSR; it refuses names outside its X.509 name constraints,
+wildcards unless its policy allows them, weak keys, and validity beyond its policy.
+A leaf without names (a client certificate with a chosen subject) has no
+SubjectAlternativeName extension at all.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 from dataclasses import dataclass, field as dc_field
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
@@ -23,7 +26,7 @@ except ImportError:  # modules report it through _ops.runner.require_cryptograph
     pass
 
 from .errors import PKIError
-from .identity import Identity, identity_of_certificate, normalize_dns_name
+from .identity import Identity, Subject, check_names_or_subject, identity_of_certificate, normalize_dns_name
 from .keys import check_public_key_strength, public_key_der, signature_hash_for
 from .timeutil import format_duration, isoformat, not_valid_after, not_valid_before, utcnow
 
@@ -35,6 +38,10 @@ def _usage_oids() -> dict:
 
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+# A common name OpenSSL takes for a host name (labels of letters, digits, _ and inner -, at least one dot): with
+# no DNS name in the certificate it holds such a name to the CA's DNS name constraints.
+_HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_CN_AS_HOST_NAME = re.compile(r"%s(?:\.%s)+" % (_HOST_LABEL, _HOST_LABEL))
 # Leaves start slightly in the past so hosts with a little clock skew accept them at once.
 BACKDATE = datetime.timedelta(minutes=5)
 
@@ -321,11 +328,16 @@ def chains_to(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certific
 
 
 def check_identity(
-    identity: Identity, ca_certificates: Sequence[x509.Certificate], allow_wildcard: bool, field: str = "names"
+    identity: Identity,
+    ca_certificates: Sequence[x509.Certificate],
+    allow_wildcard: bool,
+    field: str = "names",
+    subject: Optional[Subject] = None,
+    usages: Iterable[str] = (),
 ) -> None:
-    """Refuse an identity that is empty, has a wildcard the policy forbids, or breaks any CA's constraints."""
-    if identity.is_empty():
-        raise PKIError(field, "the certificate would name nothing", "give at least one DNS name, IP or URI")
+    """Refuse an identity that is empty (unless ``check_names_or_subject`` allows it), has a wildcard the
+    policy forbids, or breaks any CA's constraints."""
+    check_names_or_subject(identity, subject or Subject(), usages, field)
     if not allow_wildcard:
         wild = [n for n in identity.dns_names if n.startswith("*")]
         if wild:
@@ -346,6 +358,22 @@ def check_identity(
             "use names inside the CA's permitted subtrees, or widen the CA's constraints "
             "(permitted_dns / permitted_ip_ranges / permitted_uri_domains)",
         )
+    common_name = subject.common_name if subject is not None else None
+    if common_name and not identity.dns_names and _CN_AS_HOST_NAME.fullmatch(common_name):
+        as_name = Identity(dns_names=(common_name.lower(),))
+        problems = []
+        for cert in ca_certificates:
+            for problem in NameConstraintsSpec.from_certificate(cert).violations(as_name):
+                if problem not in problems:
+                    problems.append(problem)
+        if problems:
+            raise PKIError(
+                "subject.common_name",
+                "%r reads as a host name, and OpenSSL holds it to the CA's name constraints when the certificate "
+                "has no DNS name: %s" % (common_name, "; ".join(problems)),
+                "choose a common name inside the permitted DNS subtrees or one without a dot "
+                "(e.g. system:node:node1), or add a DNS name",
+            )
 
 
 @dataclass
@@ -387,8 +415,17 @@ class CertificateAuthority:
                     "check the clock of the CA host",
                 )
 
-    def check_identity(self, identity: Identity, field: str = "names") -> None:
-        check_identity(identity, [self.certificate] + list(self.chain) + [self.root], self.policy.allow_wildcard, field)
+    def check_identity(
+        self, identity: Identity, field: str = "names", subject: Optional[Subject] = None, usages: Iterable[str] = ()
+    ) -> None:
+        check_identity(
+            identity,
+            [self.certificate] + list(self.chain) + [self.root],
+            self.policy.allow_wildcard,
+            field,
+            subject,
+            usages,
+        )
 
     def check_request(
         self,
@@ -397,8 +434,12 @@ class CertificateAuthority:
         usages: Iterable[str],
         valid_for: datetime.timedelta,
         now: Optional[datetime.datetime] = None,
+        subject: Optional[Subject] = None,
     ) -> None:
-        """Every check ``sign`` makes before it signs: usable CA, the CSR's signature, key and names, policy."""
+        """Every check ``sign`` makes before it signs: usable CA, the CSR's signature, key and names, policy.
+
+        The CSR's subject is not looked at: the certificate gets ``subject`` (the default: CN=one of the names).
+        """
         now = now or utcnow()
         self.check_usable(now)
         if not csr.is_signature_valid:
@@ -413,7 +454,8 @@ class CertificateAuthority:
                 % (requested.names(), identity.names(), extra, missing),
                 "let node_certificate build the CSR from the approved identity",
             )
-        self.check_identity(identity)
+        usages = list(usages)
+        self.check_identity(identity, subject=subject, usages=usages)
         usage_set = sorted(set(usages))
         unknown = [u for u in usage_set if u not in USAGE_NAMES]
         if not usage_set or unknown:
@@ -435,17 +477,20 @@ class CertificateAuthority:
         usages: Iterable[str],
         valid_for: datetime.timedelta,
         now: Optional[datetime.datetime] = None,
+        subject: Optional[Subject] = None,
     ) -> x509.Certificate:
-        """Issue a leaf for ``identity`` to the CSR's key, after every policy check."""
+        """Issue a leaf for ``identity`` and ``subject`` (default: CN=one of the names) to the CSR's key,
+        after every policy check."""
         now = now or utcnow()
-        self.check_request(csr, identity, usages, valid_for, now)
+        usages = list(usages)
+        self.check_request(csr, identity, usages, valid_for, now, subject)
         usage_set = sorted(set(usages))
         not_after = min(now + valid_for, *[not_valid_after(c) for c in [self.certificate] + self.chain])
         public = csr.public_key()
         usage = key_usage(digital_signature=True, key_encipherment=isinstance(public, rsa.RSAPublicKey))
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(identity.subject_common_name()))
+            .subject_name((subject or Subject()).x509_name(identity))
             .issuer_name(self.certificate.subject)
             .public_key(public)
             .serial_number(x509.random_serial_number())
@@ -454,14 +499,14 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(usage, critical=True)
             .add_extension(x509.ExtendedKeyUsage([_usage_oids()[u] for u in usage_set]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
-            .add_extension(_ski(public), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                    self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-                ),
-                critical=False,
-            )
+        )
+        if not identity.is_empty():  # an empty SubjectAlternativeName is invalid: then none at all
+            builder = builder.add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
+        builder = builder.add_extension(_ski(public), critical=False).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            ),
+            critical=False,
         )
         return builder.sign(self.key, signature_hash_for(self.key))
 
@@ -480,10 +525,9 @@ def usages_of(cert: x509.Certificate) -> List[str]:
     return sorted(name for name, oid in _usage_oids().items() if oid in eku)
 
 
-def build_csr(key, identity: Identity) -> x509.CertificateSigningRequest:
-    return (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(_name(identity.subject_common_name()))
-        .add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
-        .sign(key, signature_hash_for(key))
-    )
+def build_csr(key, identity: Identity, subject: Optional[Subject] = None) -> x509.CertificateSigningRequest:
+    """A CSR for ``identity``; its subject is informational only (the CA never takes it from the CSR)."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name((subject or Subject()).x509_name(identity))
+    if not identity.is_empty():
+        builder = builder.add_extension(x509.SubjectAlternativeName(identity.general_names()), critical=False)
+    return builder.sign(key, signature_hash_for(key))

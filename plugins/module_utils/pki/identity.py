@@ -1,12 +1,17 @@
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Identities: the exact set of names a certificate carries.
+"""Identities: the exact set of names a certificate carries, and the subject it is issued to.
 
 Plain strings are parsed into the right SAN type (``10.0.0.7`` is an IP,
 ``spiffe://...`` a URI, anything else a DNS name). Wildcards are refused unless
 explicitly allowed.
 
-Standard library only at import time (``cryptography`` is imported by the two
+The subject is the controller's choice, never the CSR's: by default ``CN=<one of the
+names>``; a chosen subject (``Subject``) is ``O=<each organization>, CN=<common name>``, as
+Kubernetes reads client identities. A certificate without names is a client certificate
+with a chosen subject, and nothing else (``check_names_or_subject``).
+
+Standard library only at import time (``cryptography`` is imported by the few
 functions that build or read X.509 names), so a run with nothing due can
 check names without paying for it. An identity built from host facts names only that host:
 its inventory name, hostname, FQDN and the addresses of its non-loopback
@@ -21,7 +26,7 @@ import re
 import socket
 import subprocess
 from dataclasses import dataclass, field as dc_field
-from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
 from .errors import PKIError
@@ -36,6 +41,10 @@ _UNPRINTABLE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _SPIFFE_TD = re.compile(r"^[a-z0-9._-]+$")
 _SPIFFE_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 HOST_SOURCES = ("inventory_hostname", "hostname", "fqdn", "ipv4", "ipv6")
+SUBJECT_KEYS = ("common_name", "organizations")
+# X.520's upper bound of commonName and organizationName
+SUBJECT_VALUE_MAX = 64
+SUBJECT_ORGANIZATIONS_MAX = 8
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,132 @@ class Identity:
         """(names in self but not other, names in other but not self)."""
         mine, theirs = set(self.names()), set(other.names())
         return sorted(mine - theirs), sorted(theirs - mine)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The subject a certificate is issued to, as the controller chose it.
+
+    ``Subject()`` is the default: ``CN=<one of the certificate's names>`` and nothing else. A chosen subject
+    has a common name and up to eight organizations, kept in the order given.
+    """
+
+    common_name: Optional[str] = None
+    organizations: Tuple[str, ...] = ()
+
+    def is_default(self) -> bool:
+        return self.common_name is None
+
+    def describe(self) -> Optional[Dict[str, Any]]:
+        """What a certificate must match (the issuance record keeps it): None for the default subject.
+
+        Organizations are compared as a set, so they are sorted here.
+        """
+        if self.common_name is None:
+            return None
+        return {"common_name": self.common_name, "organizations": sorted(self.organizations)}
+
+    def x509_name(self, identity: Optional["Identity"] = None) -> x509.Name:
+        """The X.509 name: organizations first, in the given order, then the common name (as kubeadm does)."""
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        if self.common_name is None:
+            if identity is None or identity.is_empty():
+                raise PKIError(
+                    "subject.common_name",
+                    "a certificate without names needs a chosen subject",
+                    "set subject.common_name (a client certificate only)",
+                )
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.subject_common_name())])
+        attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in self.organizations]
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, self.common_name))
+        return x509.Name(attributes)
+
+
+def _subject_value(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise PKIError(field, "empty or not a string (%r)" % (value,), "give a non-empty string, or drop the entry")
+    _check_printable(value, field)
+    if not value.isprintable():
+        raise PKIError(
+            field,
+            "%r contains an invisible or formatting character" % (value,),
+            "write the value with visible characters only",
+        )
+    if len(value) > SUBJECT_VALUE_MAX:
+        raise PKIError(
+            field,
+            "%r has %d characters, more than the %d X.509 allows" % (value, len(value), SUBJECT_VALUE_MAX),
+            "shorten it to at most %d characters" % SUBJECT_VALUE_MAX,
+        )
+    return value
+
+
+def parse_subject(value: Optional[Mapping], field: str = "subject") -> Subject:
+    """The subject option as given (None, {} or {common_name, organizations}) -> a checked Subject.
+
+    No common name and no organizations is the default subject. Standard library only.
+    """
+    if value is None:
+        return Subject()
+    if not isinstance(value, Mapping):
+        raise PKIError(field, "%r is not a mapping" % (value,), "give {common_name: ..., organizations: [...]}")
+    unknown = sorted(str(k) for k in value if k not in SUBJECT_KEYS)
+    if unknown:
+        raise PKIError(field, "unknown keys %s" % unknown, "use only %s" % " and ".join(SUBJECT_KEYS))
+    common_name, organizations = value.get("common_name"), value.get("organizations")
+    if organizations is None:
+        organizations = []
+    if common_name is None and not organizations:
+        return Subject()
+    if common_name is None:
+        raise PKIError(
+            field + ".common_name",
+            "organizations are given without a common name",
+            "set subject.common_name too, e.g. system:node:<host> with organizations [system:nodes]",
+        )
+    common_name = _subject_value(common_name, field + ".common_name")
+    if not isinstance(organizations, (list, tuple)):
+        raise PKIError(field + ".organizations", "%r is not a list" % (organizations,), "give a list of strings")
+    if len(organizations) > SUBJECT_ORGANIZATIONS_MAX:
+        raise PKIError(
+            field + ".organizations",
+            "%d organizations, more than %d" % (len(organizations), SUBJECT_ORGANIZATIONS_MAX),
+            "give at most %d organizations" % SUBJECT_ORGANIZATIONS_MAX,
+        )
+    chosen: List[str] = []
+    for index, organization in enumerate(organizations):
+        item = "%s.organizations[%d]" % (field, index)
+        text = _subject_value(organization, item)
+        if text in chosen:
+            raise PKIError(item, "%r is listed twice" % (text,), "list each organization once")
+        chosen.append(text)
+    return Subject(common_name, tuple(chosen))
+
+
+def check_names_or_subject(identity: Identity, subject: Subject, usages: Iterable[str], field: str = "names") -> None:
+    """A certificate names something: at least one name, or, for a client certificate only, a chosen subject.
+
+    A certificate without names carries no SubjectAlternativeName at all (an empty one is invalid), so no
+    server name or address can ever match it.
+    """
+    if not identity.is_empty():
+        return
+    if subject.is_default():
+        raise PKIError(
+            field,
+            "the certificate would name nothing",
+            "keep identity_from or add dns_names / ip_addresses / uris; a client certificate may instead be "
+            "named by its subject alone (subject.common_name with usages: [client])",
+        )
+    usage_set = sorted(set(usages))
+    if usage_set != ["client"]:
+        raise PKIError(
+            "usages",
+            "a certificate without names is a client certificate only, not %s" % (",".join(usage_set) or "none"),
+            "set usages: [client], or give the host's names (identity_from, dns_names, ip_addresses, uris)",
+        )
 
 
 def _check_printable(name: str, field: str) -> None:

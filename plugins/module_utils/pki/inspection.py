@@ -17,7 +17,7 @@ except ImportError:  # modules report it through _ops.runner.require_cryptograph
     pass
 
 from .authority import NameConstraintsSpec, usages_of, verify_signed_by
-from .identity import Identity, identity_of_certificate
+from .identity import Identity, Subject, identity_of_certificate
 from .keys import KeySpec, public_key_der, spec_of_key
 from .timeutil import format_duration, isoformat, not_valid_after, not_valid_before, utcnow
 
@@ -31,12 +31,14 @@ def renewal_reasons(
     renew_before: Optional[datetime.timedelta] = None,
     key_spec: Optional[KeySpec] = None,
     usages: Optional[Iterable[str]] = None,
+    subject: Optional[Subject] = None,
     now: Optional[datetime.datetime] = None,
 ) -> List[str]:
     """Every reason ``cert`` no longer fits what is wanted; [] when it does.
 
     ``issuers`` are the acceptable issuing CA certificates (the current one
     first); a certificate signed by none of them has "issuer changed".
+    ``subject`` (``Subject()`` for the default one) is checked with ``subject_reason``.
     """
     if cert is None:
         return ["no certificate yet"]
@@ -75,7 +77,47 @@ def renewal_reasons(
         want, have_usages = sorted(set(usages)), usages_of(cert)
         if want != have_usages:
             reasons.append("usages changed: %s -> %s" % (",".join(have_usages) or "none", ",".join(want)))
+    if subject is not None:
+        changed = subject_reason(cert, subject, identity)
+        if changed:
+            reasons.append(changed)
     return reasons
+
+
+def subject_reason(cert: x509.Certificate, subject: Subject, identity: Optional[Identity] = None) -> Optional[str]:
+    """``subject changed: <old> -> <new>`` (RFC 4514) when ``cert`` is not issued to ``subject``; None when it is.
+
+    A chosen subject matches on its common name and the set of its organizations. The default subject matches
+    what this collection issues without one: a lone common name that is one of the certificate's own names,
+    so a certificate issued before subjects could be chosen is never renewed for it, while one issued to a
+    chosen subject is, once the subject is dropped.
+    """
+    from cryptography.x509.oid import NameOID
+
+    attributes = list(cert.subject)
+    kinds = {a.oid for a in attributes}
+    common = [str(a.value) for a in attributes if a.oid == NameOID.COMMON_NAME]
+    own = identity_of_certificate(cert)
+    if subject.is_default():
+        names = {n.lower() for n in own.names()}
+        if kinds <= {NameOID.COMMON_NAME} and len(common) == 1 and common[0].lower() in names:
+            return None
+        wanted = identity if identity is not None and not identity.is_empty() else own
+        if wanted.is_empty():
+            return "subject changed: %s -> none chosen, and the certificate has no names" % (
+                cert.subject.rfc4514_string() or "empty"
+            )
+        new = subject.x509_name(wanted).rfc4514_string()
+    else:
+        organizations = {str(a.value) for a in attributes if a.oid == NameOID.ORGANIZATION_NAME}
+        if (
+            kinds <= {NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME}
+            and common == [subject.common_name]
+            and organizations == set(subject.organizations)
+        ):
+            return None
+        new = subject.x509_name().rfc4514_string()
+    return "subject changed: %s -> %s" % (cert.subject.rfc4514_string() or "empty", new)
 
 
 def verify_chain(

@@ -13,8 +13,8 @@ Two stages, so a run with nothing due is one round trip:
              reasons whether a certificate must be issued and, if so, put a
              fresh key beside the current one (``<key>.pending``) and return a CSR.
 ``install``  check the signed certificate against the pending (or current)
-             key and the approved identity, then replace key, certificate,
-             chain and keystore, each atomically.
+             key, the approved identity and the subject asked for, then replace
+             key, certificate, chain and keystore, each atomically.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import datetime
 import json
 import os
 from dataclasses import dataclass, field as dc_field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 try:
     from cryptography import x509
@@ -37,8 +37,8 @@ from .authority import build_csr, check_identity, verify_signed_by
 from .bundle import certificate_pem, fingerprint, load_certificate, load_certificates, pem_of
 from .errors import PKIError
 from .formats import keystore, keystore_matches, truststore_fingerprints
-from .identity import Identity, build_identity, identity_of_certificate, requested_names
-from .inspection import renewal_reasons
+from .identity import Identity, Subject, build_identity, identity_of_certificate, parse_subject, requested_names
+from .inspection import renewal_reasons, subject_reason
 from .keys import (
     KeySpec,
     generate_private_key,
@@ -69,6 +69,8 @@ class NodeRequest:
     allow_wildcard: bool = False
     renew_before: datetime.timedelta = datetime.timedelta(days=30)
     usages: Sequence[str] = ("server", "client")
+    # the subject the controller chose (a Subject, or the subject option as given); Subject() is the default
+    subject: Union[Subject, Mapping, None] = None
     force: bool = False
     revoked_serials: Sequence[str] = ()
     keystore: Optional[fs.FileSpec] = None
@@ -83,6 +85,8 @@ class NodeRequest:
     issuers: List[x509.Certificate] = dc_field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.subject, Subject):
+            self.subject = parse_subject(self.subject, "subject")
         self.key_spec = validate_key_spec(self.key_spec)
         fs.check_key_mode(self.key.mode, self.allow_group_readable_key)
         if self.regenerate_key not in REGENERATE_KEY:
@@ -92,6 +96,10 @@ class NodeRequest:
         self.issuers = load_certificates(self.issuer_pem, "issuer")
         if not self.issuers:
             raise PKIError("issuer", "no issuing CA certificate given", "pass the CA certificate PEM")
+
+    @property
+    def chosen_subject(self) -> Subject:
+        return self.subject if isinstance(self.subject, Subject) else parse_subject(self.subject, "subject")
 
     @property
     def pending_key_path(self) -> str:
@@ -152,7 +160,7 @@ def check_owner_of_path(request: NodeRequest) -> None:
 def desired_identity(request: NodeRequest, result: NodeResult) -> Identity:
     names, result.discovered = requested_names(request.names, request.discover)
     identity = build_identity(names, "names", request.allow_wildcard)
-    check_identity(identity, request.issuers, request.allow_wildcard, "names")
+    check_identity(identity, request.issuers, request.allow_wildcard, "names", request.chosen_subject, request.usages)
     return identity
 
 
@@ -179,6 +187,7 @@ def _cert_info(cert: Optional[x509.Certificate]) -> Dict:
     ident = identity_of_certificate(cert)
     return {
         "names": ident.names(),
+        "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
         "serial": "%x" % cert.serial_number,
         "not_after": isoformat(not_valid_after(cert)),
@@ -212,6 +221,8 @@ def _write_record(
         host=request.host,
         key_encrypted=bool(request.key_passphrase),
         dir_owner=request.key.uid,
+        subject=info["subject"],
+        requested_subject=request.chosen_subject.describe(),
     )
     spec = fs.FileSpec(record.record_path(request.cert.path), request.key.mode, request.key.uid, request.key.gid)
     encoded = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
@@ -292,6 +303,7 @@ def prepare(request: NodeRequest) -> NodeResult:
         renew_before=request.renew_before,
         key_spec=request.key_spec,
         usages=request.usages,
+        subject=request.chosen_subject,
     )
     if cert is not None and key is None:
         reasons.append("private key missing")
@@ -328,11 +340,16 @@ def prepare(request: NodeRequest) -> NodeResult:
         return result
 
     result.changed = True
-    result.after = {"names": identity.names(), "issuer": request.issuers[0].subject.rfc4514_string()}
+    subject = request.chosen_subject
+    result.after = {
+        "names": identity.names(),
+        "subject": subject.x509_name(identity).rfc4514_string(),
+        "issuer": request.issuers[0].subject.rfc4514_string(),
+    }
     if request.check_mode:
         return result
     signing_key, result.pending_created = _key_for_csr(request, key, reasons)
-    result.csr = build_csr(signing_key, identity).public_bytes(serialization.Encoding.PEM).decode("ascii")
+    result.csr = build_csr(signing_key, identity, subject).public_bytes(serialization.Encoding.PEM).decode("ascii")
     return result
 
 
@@ -376,6 +393,13 @@ def install(request: NodeRequest, certificate_pem_text: str) -> NodeResult:
             "certificate",
             "the signed certificate names %s, expected %s" % (identity_of_certificate(cert).names(), identity.names()),
             "re-run the task",
+        )
+    wrong_subject = subject_reason(cert, request.chosen_subject, identity)
+    if wrong_subject:
+        raise PKIError(
+            "certificate",
+            "the signed certificate is not issued to the subject asked for (%s)" % wrong_subject,
+            "sign it with the same subject as this task's (sign_csr's subject option), then install it",
         )
     if not verify_signed_by(cert, request.issuers[0]):
         raise PKIError(

@@ -4,7 +4,8 @@
 
 Written beside the certificate as ``<name>.issued.json`` (mode of the key) after every
 issuance. It holds SHA-256 hashes of the key, certificate, chain and issuer as installed,
-plus the names, usages, key type and expiry of the certificate and the inventory host it
+plus the names, subject, usages, key type and expiry of the certificate, the subject that was
+asked for (``requested_subject``, None for the default one) and the inventory host it
 was issued to. A rerun trusts it only while every hash still matches the files on disk and
 the issuer sent now; any edit, any doubt, and the full check with ``cryptography`` runs
 instead. Standard library only: this is the path that keeps a run with nothing due close to
@@ -27,12 +28,14 @@ import hmac
 import json
 import os
 import stat
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from .files import FileSpec, atomic_write, read_bytes
 from .timeutil import parse_isoformat
 
-FORMAT = 2
+# 3: the subject (the certificate's, and the one asked for); older records are not believed, the full check
+# runs once and writes a new one
+FORMAT = 3
 MAC_KEY = ".issued.key"
 
 
@@ -101,6 +104,8 @@ def build(
     host: str = "",
     key_encrypted: bool = False,
     dir_owner: int = -1,
+    subject: str = "",
+    requested_subject: Optional[Dict[str, Any]] = None,
 ) -> Dict:
     """The record of what was checked or installed, authenticated with the directory's record key.
 
@@ -114,6 +119,8 @@ def build(
         "chain_sha256": sha256_bytes(chain_data) if chain_data is not None else None,
         "issuer_sha256": issuer_digest(issuer_pem),
         "names": list(names),
+        "subject": subject,
+        "requested_subject": requested_subject,
         "usages": sorted(usages),
         "key": key,
         "not_after": not_after,
@@ -174,6 +181,7 @@ def still_valid(
     now: datetime.datetime,
     host: str = "",
     key_encrypted: bool = False,
+    requested_subject: Optional[Dict[str, Any]] = None,
 ) -> bool:
     """True only if the (authenticated) record says the files are exactly what was installed and nothing is due."""
     if not record:
@@ -189,6 +197,7 @@ def still_valid(
     if (
         record.get("names") != list(names)
         or record.get("usages") != sorted(usages)
+        or record.get("requested_subject") != requested_subject
         or record.get("key") != key
         or record.get("issuer_sha256") != issuer_digest(issuer_pem)
     ):
@@ -209,4 +218,4 @@ def still_valid(
 
 
 def summary(record: Dict) -> Dict:
-    return {k: record[k] for k in ("names", "issuer", "serial", "not_after", "fingerprint") if k in record}
+    return {k: record[k] for k in ("names", "subject", "issuer", "serial", "not_after", "fingerprint") if k in record}

@@ -15,12 +15,12 @@ decommissioning needs every signature.
 from __future__ import annotations
 
 import datetime
-from typing import Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 from . import ca_store, ledger, ownership
 from .bundle import certificate_pem
 from .errors import PKIError
-from .identity import build_identity
+from .identity import build_identity, parse_subject
 from .revocation import STATE
 from .timeutil import isoformat, not_valid_after, utcnow
 
@@ -36,8 +36,12 @@ def sign_csr(
     host: str = "",
     shared_names: Sequence[str] = (),
     dry_run: bool = False,
+    subject: Optional[Mapping] = None,
 ) -> Tuple[Optional[str], Optional[str]]:
     """Sign the CSR for exactly ``names`` with the CA in ``store`` (a path means a CA directory).
+
+    ``subject`` is the subject option as given (None or {}: CN=one of the names); the CSR's own subject is
+    never taken. No names at all only for a client certificate with a chosen subject (identity.py).
 
     A name another live host holds in the ledger is refused (ownership.py) unless it is in
     ``shared_names``; the check and the ledger entry happen under one exclusion of the store.
@@ -46,6 +50,7 @@ def sign_csr(
     """
     from cryptography import x509
 
+    chosen = parse_subject(subject, "subject")
     if isinstance(store, str):
         store = ca_store.DirectoryStore(store)
     files = store.read(ca_store.LOAD_FILES + (ledger.LEDGER, STATE))
@@ -64,9 +69,9 @@ def sign_csr(
         files.get(ledger.LEDGER) or b"", files.get(STATE), host, identity.names(), shared, now, store.where
     )
     if dry_run:
-        ca.check_request(csr, identity, usages, valid_for, now)
+        ca.check_request(csr, identity, usages, valid_for, now, chosen)
         return None, None
-    cert = ca.sign(csr, identity, usages, valid_for)
+    cert = ca.sign(csr, identity, usages, valid_for, subject=chosen)
     serial = format(cert.serial_number, "x")
     entry = {
         "serial": serial,

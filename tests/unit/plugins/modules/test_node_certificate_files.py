@@ -30,7 +30,8 @@ def params_for(req, **overrides):
                   allow_wildcard=False, usages=["server", "client"], renew_before="30d", key_passphrase=None,
                   regenerate_key="on_renewal", force=False, backup=False, pkcs12_keystore=False,
                   pkcs12_passphrase=None, key_type="ec", key_size=None, owner=None, group=None,
-                  key_mode="0600", cert_mode="0644", revoked_serials=[], host="", allow_group_readable_key=False)
+                  key_mode="0600", cert_mode="0644", revoked_serials=[], host="", allow_group_readable_key=False,
+                  subject=None)
     params.update(overrides)
     return params
 
@@ -54,6 +55,9 @@ def test_quick_path_needs_no_cryptography(make_ca, tmp_path):
     assert quick(params_for(req, force=True)) is None
     assert quick(params_for(req, renew_before="100d")) is None
     assert quick(params_for(req, revoked_serials=[answer["certificate"]["serial"]])) is None
+    # a subject asked for now was not asked for when the certificate was issued
+    assert quick(params_for(req, subject={"common_name": "system:node:n", "organizations": ["system:nodes"]})) is None
+    assert quick(params_for(req, subject={"common_name": None, "organizations": None})) == answer
 
 
 def test_abort_removes_the_pending_key(make_ca, tmp_path):

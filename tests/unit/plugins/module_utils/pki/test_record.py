@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 
 import pytest
@@ -37,11 +38,25 @@ def test_record_written_with_key_mode(installed):
     assert path.endswith("node.issued.json")
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert valid(installed)
+    assert record.load(installed.cert.path)["subject"] == "CN=n.pki.test"
 
 
-@pytest.mark.parametrize("change", ["names", "usages", "key", "issuer", "window", "bundle"])
+def test_record_of_an_earlier_format_is_not_believed(installed):
+    """Format 2 had no subject: its record cannot say which subject was asked for."""
+    path = record.record_path(installed.cert.path)
+    data = record.load(installed.cert.path)
+    data["format"] = 2
+    del data["subject"], data["requested_subject"]
+    data["mac"] = record._mac(record.mac_key(installed.cert.path), data)
+    with open(path, "w") as handle:
+        handle.write(json.dumps(data))
+    assert record.load(installed.cert.path) is None and not valid(installed)
+
+
+@pytest.mark.parametrize("change", ["names", "usages", "key", "issuer", "window", "bundle", "subject"])
 def test_any_difference_in_what_is_wanted_invalidates(installed, change):
     overrides = {"names": {"names": ["n.pki.test", "10.0.0.1"]}, "usages": {"usages": ["server"]},
+                 "subject": {"requested_subject": {"common_name": "system:node:n", "organizations": ["system:nodes"]}},
                  "key": {"key": "rsa/3072"}, "issuer": {"issuer_pem": installed.issuer_pem + "\n#"},
                  "window": {"renew_before": 95 * DAY}, "bundle": {"bundle_pem": "other"}}[change]
     assert not valid(installed, **overrides)
