@@ -39,17 +39,24 @@ import tempfile
 import time
 from pathlib import Path
 
+KUBERNETES = "v1.36.3"
 VERSIONS = {
     "etcd": "v3.6.16",
-    "kube-apiserver": "v1.36.3",
+    "kube-apiserver": KUBERNETES,
+    "kube-controller-manager": KUBERNETES,
+    "kube-scheduler": KUBERNETES,
     "cert-manager": "v1.21.2",
 }
-# The Go package each build module produces, and the binary's name.
+# The build module (a directory of tests/k8s/build) and the Go package of each binary.
 PACKAGES = {
-    "etcd": ".",
-    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
-    "cert-manager": ".",
+    "etcd": ("etcd", "."),
+    "kube-apiserver": ("kubernetes", "k8s.io/kubernetes/cmd/kube-apiserver"),
+    "kube-controller-manager": ("kubernetes", "k8s.io/kubernetes/cmd/kube-controller-manager"),
+    "kube-scheduler": ("kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler"),
+    "cert-manager": ("cert-manager", "."),
 }
+# What the shared control plane (ControlPlane) runs; the others start only where a test asks for them.
+SHARED_PLANE = ("etcd", "kube-apiserver", "cert-manager")
 CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
 BUILD_DIR = Path(__file__).resolve().parent / "build"
 DEFAULT_STATE = Path(os.environ.get("SBD_PKI_K8S_STATE", "/tmp/sbd-pki-k8s"))
@@ -80,9 +87,10 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 def build_key(component: str) -> str:
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(BUILD_DIR / component)):
+    module = BUILD_DIR / PACKAGES[component][0]
+    for name in sorted(os.listdir(module)):
         digest.update(name.encode())
-        digest.update((BUILD_DIR / component / name).read_bytes())
+        digest.update((module / name).read_bytes())
     digest.update(go_version().encode())
     return "%s-%s" % (VERSIONS[component], digest.hexdigest()[:12])
 
@@ -120,7 +128,7 @@ def build(component: str, out=sys.stderr) -> Path:
     log = logs / ("build-%s.log" % component)
     version = VERSIONS[component]
     ldflags = ["-s", "-w"]
-    if component == "kube-apiserver":
+    if component.startswith("kube-"):
         major, minor = version[1:].split(".")[:2]
         ldflags += [
             "-X", "k8s.io/component-base/version.gitVersion=%s" % version,
@@ -131,13 +139,13 @@ def build(component: str, out=sys.stderr) -> Path:
     elif component == "etcd":
         ldflags += ["-X", "go.etcd.io/etcd/api/v3/version.GitSHA=%s" % version]
     partial = target.with_name(target.name + ".partial")
-    cmd = ["go", "build", "-trimpath", "-o", str(partial), "-ldflags", " ".join(ldflags), PACKAGES[component]]
+    cmd = ["go", "build", "-trimpath", "-o", str(partial), "-ldflags", " ".join(ldflags), PACKAGES[component][1]]
     print("building %s %s (log: %s)" % (component, version, log), file=out, flush=True)
     started = time.monotonic()
     with open(log, "w") as handle:
         handle.write("$ %s\n" % " ".join(cmd))
         handle.flush()
-        result = subprocess.run(cmd, cwd=BUILD_DIR / component, env=go_env(), stdout=handle,
+        result = subprocess.run(cmd, cwd=BUILD_DIR / PACKAGES[component][0], env=go_env(), stdout=handle,
                                 stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
@@ -168,8 +176,8 @@ def fetch_crds() -> Path:
     return target
 
 
-def build_all(out=sys.stderr) -> dict:
-    binaries = {name: build(name, out) for name in VERSIONS}
+def build_all(out=sys.stderr, components=tuple(VERSIONS)) -> dict:
+    binaries = {name: build(name, out) for name in components}
     fetch_crds()
     return binaries
 
@@ -570,12 +578,10 @@ class ControlPlane:
         return _alive(pid) and str(self.state) in _cmdline(pid)
 
     def stop(self, remove: bool = True, grace: float = 15.0) -> None:
-        """Stop every component (cert-manager first, etcd last) and remove the state directory."""
+        """Stop every component, the last started first (etcd last), and remove the state directory."""
         pids = self.pids()
-        for name in ("cert-manager", "kube-apiserver", "etcd"):
-            pid = pids.get(name)
-            if pid is None:
-                continue
+        for name in reversed(list(pids)):
+            pid = pids[name]
             try:
                 os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:

@@ -226,7 +226,7 @@ def test_a_component_that_does_not_build_is_reported_with_its_log(tmp_path, monk
     monkeypatch.setenv("SBD_PKI_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(harness, "BUILD_DIR", tmp_path / "build")
     monkeypatch.setitem(harness.VERSIONS, "broken", "v0.0.1")
-    monkeypatch.setitem(harness.PACKAGES, "broken", ".")
+    monkeypatch.setitem(harness.PACKAGES, "broken", ("broken", "."))
     with pytest.raises(harness.HarnessError) as err:
         harness.build("broken")
     message = str(err.value)

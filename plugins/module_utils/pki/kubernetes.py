@@ -1,0 +1,279 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan of a Kubernetes cluster's own PKI: which host gets which certificate from which CA.
+
+Pure data in, pure data out, decided on the controller from the inventory before
+anything is written: the three CAs (cluster, etcd, front-proxy) and their name
+constraints, and for every host the certificates its components use, with the
+names, the subject Kubernetes authorizes by and the usages of each. Names come
+from the inventory only (inventory name, node name, the addresses the inventory
+gives), never from what a node reports about itself, so that every name can be
+checked against its CA's constraints here, before the first CA is made.
+
+Invariants:
+- a node's identity ``system:node:<node name>`` is derived from its inventory
+  host: the node name is the inventory name or its first label, nothing else;
+- the apiserver's service IP lies in the service CIDR;
+- every name of every certificate lies within its CA's constraints (the
+  constraints are derived from the inventory when the user gives none);
+- no private key is planned anywhere but on the host whose component uses it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from .authority import NameConstraintsSpec
+from .errors import PKIError
+from .identity import build_identity, normalize_dns_name
+
+CAS = ("cluster", "etcd", "front_proxy")
+GROUPS = ("etcd", "control_plane", "nodes")
+# Kubernetes' own names for the apiserver, before the cluster domain is appended.
+APISERVER_SERVICE_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc")
+# Every etcd member may carry these: its clients on the same host dial them.
+ETCD_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _client(name: str, ca: str, directory: str, common_name: str, organizations: Sequence[str] = ()) -> dict:
+    return {
+        "name": name,
+        "ca": ca,
+        "dir": directory,
+        "names": [],
+        "shared_names": [],
+        "usages": ["client"],
+        "subject": {"common_name": common_name, "organizations": list(organizations)},
+    }
+
+
+def node_name_of(host: str, wanted: Optional[str]) -> str:
+    """The Kubernetes node name of inventory host ``host``: its name or its first label, lower case."""
+    short = host.split(".")[0]
+    name = (wanted or host).strip()
+    if name not in (host, short):
+        raise PKIError(
+            "kubernetes_pki_node_name",
+            "%r is not the name of inventory host %r (a node may only be %r or %r)" % (name, host, host, short),
+            "set kubernetes_pki_node_name to %r or %r, or leave it unset" % (host, short),
+        )
+    if len(name) > 253 or not _NODE_NAME.match(name):
+        raise PKIError(
+            "kubernetes_pki_node_name",
+            "%r (inventory host %r) is not a valid Kubernetes node name (lower-case DNS-1123)" % (name, host),
+            "rename the inventory host, or set kubernetes_pki_node_name to its lower-case name",
+        )
+    return name
+
+
+def _service_ip(cidr: str, wanted: str) -> str:
+    try:
+        network = ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        raise PKIError(
+            "kubernetes_pki_service_cidr",
+            "%r is not a network (%s)" % (cidr, exc),
+            "write it as CIDR with host bits zero, e.g. 10.96.0.0/12",
+        ) from None
+    if not wanted:
+        return str(next(network.hosts()))
+    try:
+        address = ipaddress.ip_address(wanted)
+    except ValueError:
+        raise PKIError(
+            "kubernetes_pki_service_ip", "%r is not an IP address" % wanted, "give the apiserver's service IP"
+        ) from None
+    if address not in network or address == network.network_address:
+        raise PKIError(
+            "kubernetes_pki_service_ip",
+            "%s is not an address of the service CIDR %s" % (address, network),
+            "leave kubernetes_pki_service_ip unset (the CIDR's first address, %s), or fix kubernetes_pki_service_cidr"
+            % next(network.hosts()),
+        )
+    return str(address)
+
+
+def _addresses(host: str, values: Sequence[str]) -> List[str]:
+    out = []
+    for index, value in enumerate(values or ()):
+        try:
+            out.append(str(ipaddress.ip_address(str(value))))
+        except ValueError:
+            raise PKIError(
+                "kubernetes_pki_addresses[%d]" % index,
+                "%r of host %s is not an IP address" % (value, host),
+                "list the host's IP addresses (from the inventory) in kubernetes_pki_addresses",
+            ) from None
+    return out
+
+
+def _derived_constraints(names: Sequence[str]) -> dict:
+    """Constraints derived from ``names``: each DNS name's parent domain; each address's /24 (IPv6: /64).
+
+    Tight enough that the CA cannot name anything outside the cluster's domains and networks, loose
+    enough that a node added later in the same domain and network gets its certificate from the same CA.
+    """
+    dns, ranges = set(), set()
+    for name in names:
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            labels = name.split(".")
+            dns.add(".".join(labels[1:]) if len(labels) > 2 else name)
+            continue
+        prefix = address.max_prefixlen if address.is_loopback else (24 if address.version == 4 else 64)
+        ranges.add(ipaddress.ip_network("%s/%d" % (address, prefix), strict=False))
+    return {
+        "permitted_dns": sorted(dns),
+        "permitted_ip_ranges": [str(n) for n in sorted(ranges, key=lambda n: (n.version, int(n.network_address)))],
+    }
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def plan(settings: Mapping) -> dict:
+    """The whole cluster PKI for ``settings`` (see the kubernetes_pki role's defaults), or a PKIError."""
+    groups = {g: list(dict.fromkeys((settings.get("groups") or {}).get(g) or [])) for g in GROUPS}
+    for group in ("etcd", "control_plane"):
+        if not groups[group]:
+            raise PKIError(
+                "kubernetes_pki_%s_group" % group,
+                "the inventory has no host in this group",
+                "put the %s hosts in the group it names" % ("etcd members" if group == "etcd" else "control-plane"),
+            )
+    hosts: Mapping = settings.get("hosts") or {}
+    domain = normalize_dns_name(str(settings.get("cluster_domain") or ""), "kubernetes_pki_cluster_domain")
+    service_ip = _service_ip(str(settings.get("service_cidr") or ""), str(settings.get("service_ip") or ""))
+    extra_names = [str(n) for n in settings.get("apiserver_names") or []]
+    build_identity(extra_names, "kubernetes_pki_apiserver_names")
+    admin = settings.get("admin") or {}
+
+    out_hosts: Dict[str, dict] = {}
+    for host in sorted(set(groups["etcd"]) | set(groups["control_plane"]) | set(groups["nodes"])):
+        facts = hosts.get(host) or {}
+        node_name = node_name_of(host, facts.get("node_name"))
+        addresses = _addresses(host, facts.get("addresses") or [])
+        try:
+            addresses.append(str(ipaddress.ip_address(str(facts.get("ansible_host") or ""))))
+        except ValueError:
+            pass  # a name to connect to, not one to certify
+        own = list(dict.fromkeys([host.lower(), node_name] + addresses))
+        build_identity(own, "inventory host %s" % host)
+        certificates: List[dict] = []
+        if host in groups["etcd"]:
+            certificates.append(
+                {
+                    "name": "server",
+                    "ca": "etcd",
+                    "dir": "etcd",
+                    "names": own + list(ETCD_LOCAL_NAMES),
+                    "shared_names": list(ETCD_LOCAL_NAMES),
+                    "usages": ["server", "client"],
+                    "subject": {},
+                }
+            )
+            certificates.append(
+                {
+                    "name": "peer",
+                    "ca": "etcd",
+                    "dir": "etcd",
+                    "names": list(own),
+                    "shared_names": [],
+                    "usages": ["server", "client"],
+                    "subject": {},
+                }
+            )
+        if host in groups["control_plane"]:
+            apiserver_names = own + list(APISERVER_SERVICE_NAMES) + ["kubernetes.default.svc." + domain]
+            apiserver_names += [service_ip] + extra_names
+            certificates.append(
+                {
+                    "name": "apiserver",
+                    "ca": "cluster",
+                    "dir": "",
+                    "names": list(dict.fromkeys(apiserver_names)),
+                    # every control-plane node serves the kubernetes Service's names and IP
+                    "shared_names": list(APISERVER_SERVICE_NAMES)
+                    + ["kubernetes.default.svc." + domain, service_ip]
+                    + extra_names,
+                    "usages": ["server"],
+                    "subject": {"common_name": "kube-apiserver", "organizations": []},
+                }
+            )
+            certificates += [
+                _client("apiserver-kubelet-client", "cluster", "", "kube-apiserver-kubelet-client"),
+                _client("apiserver-etcd-client", "etcd", "etcd", "kube-apiserver-etcd-client"),
+                _client("front-proxy-client", "front_proxy", "front-proxy", "front-proxy-client"),
+                _client("controller-manager", "cluster", "", "system:kube-controller-manager"),
+                _client("scheduler", "cluster", "", "system:kube-scheduler"),
+            ]
+        if host in groups["nodes"]:
+            node = "system:node:" + node_name
+            certificates += [
+                _client("kubelet-client", "cluster", "", node, ["system:nodes"]),
+                {
+                    "name": "kubelet",
+                    "ca": "cluster",
+                    "dir": "",
+                    "names": list(own),
+                    "shared_names": [],
+                    "usages": ["server"],
+                    "subject": {"common_name": node, "organizations": ["system:nodes"]},
+                },
+                _client("kube-proxy", "cluster", "", "system:kube-proxy"),
+            ]
+        out_hosts[host] = {
+            "node_name": node_name,
+            "groups": [g for g in GROUPS if host in groups[g]],
+            "certificates": certificates,
+        }
+
+    cas = {}
+    for ca in CAS:
+        wanted = (settings.get("constraints") or {}).get(ca) or {}
+        names = sorted({n for h in out_hosts.values() for c in h["certificates"] if c["ca"] == ca for n in c["names"]})
+        if wanted.get("permitted_dns") or wanted.get("permitted_ip_ranges"):
+            spec = NameConstraintsSpec.parse(wanted.get("permitted_dns") or (), wanted.get("permitted_ip_ranges") or ())
+            constraints = spec.describe()
+            field = "kubernetes_pki_%s_ca_permitted_%s" % (ca, "dns" if wanted.get("permitted_dns") else "ip_ranges")
+            for host, entry in out_hosts.items():
+                for cert in entry["certificates"]:
+                    if cert["ca"] != ca:
+                        continue
+                    problems = spec.violations(build_identity(cert["names"], "names"))
+                    if problems:
+                        raise PKIError(
+                            field,
+                            "the %s certificate of %s would be outside the %s CA's constraints: %s"
+                            % (cert["name"], host, ca.replace("_", "-"), "; ".join(problems)),
+                            "widen the constraints, or fix the host's names and addresses in the inventory",
+                        )
+        else:
+            constraints = _derived_constraints(names)
+        cas[ca] = {
+            "permitted_dns": list(constraints["permitted_dns"]),
+            "permitted_ip_ranges": list(constraints["permitted_ip_ranges"]),
+        }
+
+    for entry in out_hosts.values():
+        for cert in entry["certificates"]:
+            cert["dns_names"] = [n for n in cert["names"] if not _is_address(n)]
+            cert["ip_addresses"] = [n for n in cert["names"] if _is_address(n)]
+    admin_name = str(admin.get("common_name") or "kubernetes-admin")
+    admin_identity = _client("admin", "cluster", "", admin_name, [str(g) for g in admin.get("groups") or []])
+    admin_identity.update(dns_names=[], ip_addresses=[])
+    return {
+        "cas": cas,
+        "hosts": out_hosts,
+        "service_ip": service_ip,
+        "admin": admin_identity,
+    }
