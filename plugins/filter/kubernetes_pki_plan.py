@@ -64,6 +64,15 @@ def kubernetes_pki_plan(settings, hostvars):
     hosts = {}
     for host in sorted(members):
         variables = hostvars.get(host) or {}
+        # facts override inventory variables: a host (in this play or not, with cached facts) that reports facts
+        # named like these would choose its own names
+        shadowing = sorted(k for k in (variables.get("ansible_facts") or {}) if str(k).startswith("kubernetes_pki_")
+                           or k in ("host", "ansible_host"))
+        if shadowing:
+            raise AnsibleFilterError(
+                "inventory host %s reported facts named like the variables its names come from (%s); nothing was "
+                "planned. Find what on that host reports them, and set inject_facts_as_vars = False"
+                % (host, ", ".join(shadowing)))
         hosts[host] = {key: variables.get(name) for key, name in HOST_VARIABLES.items()}
     try:
         return plan(dict(settings, hosts=hosts))

@@ -14,6 +14,7 @@ a node may do to its own and to another Node object, and whether a service-accou
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -38,8 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402  pylint: disable=wrong-import-position
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "kubernetes_pki.yml"
-HOSTS = {"cp1.k8s.test": ["etcd", "kube_control_plane"], "node1.k8s.test": ["kube_node"],
-         "node2.k8s.test": ["kube_node"]}
+HOSTS = {"cp1.k8s.test": ["etcd", "kube_control_plane"], "cp2.k8s.test": ["kube_control_plane"],
+         "node1.k8s.test": ["kube_node"], "node2.k8s.test": ["kube_node"]}
+# each control-plane node's apiserver listens on its own loopback address
+APISERVER_ADDRESS = {"cp1.k8s.test": "127.0.0.1", "cp2.k8s.test": "127.0.0.2"}
 NODE_NAMES = {"node1.k8s.test": "node1", "node2.k8s.test": "node2.k8s.test"}
 PASSPHRASE = "kubernetes pki test passphrase"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -57,7 +60,8 @@ def inventory(root: Path, host_vars=None) -> Path:
                        "kubernetes_pki_config_dir": str(root / "hosts" / host / "etc")}
         if host in NODE_NAMES:
             hosts[host]["kubernetes_pki_node_name"] = NODE_NAMES[host]
-    hosts["cp1.k8s.test"]["kubernetes_pki_addresses"] = ["127.0.0.1"]
+    for host, address in APISERVER_ADDRESS.items():
+        hosts[host]["kubernetes_pki_addresses"] = [address]
     for host, extra in (host_vars or {}).items():
         hosts[host].update(extra)
     data = {"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
@@ -84,6 +88,11 @@ def run_playbook(root: Path, extra: dict, host_vars=None, check=False):
     return proc, recap
 
 
+def endpoint_vars(ports: dict) -> dict:
+    return {host: {"kubernetes_pki_apiserver_endpoint": "https://%s:%d" % (address, ports["apiserver-" + host])}
+            for host, address in APISERVER_ADDRESS.items()}
+
+
 def base_vars(root: Path, apiserver_port: int = 6443) -> dict:
     return {"kubernetes_pki_ca_dir": str(root / "ca"), "kubernetes_pki_ca_passphrase": PASSPHRASE,
             "kubernetes_pki_admin_dir": str(root / "admin"),
@@ -99,11 +108,13 @@ def pki_args(root: Path, host: str, component: str) -> list:
 
 
 class RoleCluster(harness.ControlPlane):
-    """etcd, kube-apiserver, kube-controller-manager and kube-scheduler on the role's files and flags."""
+    """etcd, two kube-apiservers, kube-controller-manager and kube-scheduler on the role's files and flags."""
 
     def __init__(self, state, root: Path):
         super().__init__(state)
         self.root = root
+        self.argv = {}
+        self.ready = {}
 
     def start_components(self, ports: dict, timeout: float = 120.0):
         binaries = harness.build_all(components=COMPONENTS)
@@ -112,50 +123,61 @@ class RoleCluster(harness.ControlPlane):
         (self.state / "logs").mkdir()
         self.info = {"ports": ports, "pids": {}, "state": str(self.state)}
         self._save()
-        started = time.monotonic()
         cp1 = "cp1.k8s.test"
         etcd_url = "https://127.0.0.1:%d" % ports["etcd"]
         peer_url = "https://127.0.0.1:%d" % ports["etcd-peer"]
-        self._spawn("etcd", [
+        etcd_dir = self.root / "hosts" / cp1 / "pki" / "etcd"
+        self.launch("etcd", [
             str(binaries["etcd"]), "--name=cp1", "--data-dir=%s" % (self.state / "etcd"),
             "--listen-client-urls=%s" % etcd_url, "--advertise-client-urls=%s" % etcd_url,
             "--listen-peer-urls=%s" % peer_url, "--initial-advertise-peer-urls=%s" % peer_url,
             "--initial-cluster=cp1=%s" % peer_url, "--initial-cluster-state=new",
-            "--unsafe-no-fsync", "--log-level=warn"] + pki_args(self.root, cp1, "etcd"))
-        etcd_dir = self.root / "hosts" / cp1 / "pki" / "etcd"
-        self._wait("etcd", lambda: self.https_status(
-            ports["etcd"], "/health", etcd_dir / "ca-bundle.crt",
-            (etcd_dir / "apiserver-etcd-client.crt", etcd_dir / "apiserver-etcd-client.key")) == 200,
-            started + timeout)
-        self._spawn("kube-apiserver", [
-            str(binaries["kube-apiserver"]), "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            "--secure-port=%d" % ports["apiserver"], "--etcd-servers=%s" % etcd_url,
-            "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
-            "--allow-privileged=false", "--profiling=false", "--v=1"] + pki_args(self.root, cp1, "kube-apiserver"))
+            "--unsafe-no-fsync", "--log-level=warn"] + pki_args(self.root, cp1, "etcd"),
+            lambda: self.https_status(ports["etcd"], "/health", etcd_dir / "ca-bundle.crt",
+                                      (etcd_dir / "apiserver-etcd-client.crt",
+                                       etcd_dir / "apiserver-etcd-client.key")) == 200, timeout)
         admin = self.root / "admin"
-        self._wait("kube-apiserver", lambda: self.https_status(
-            ports["apiserver"], "/readyz", admin / "ca-bundle.crt", (admin / "admin.crt", admin / "admin.key")) == 200,
-            started + timeout)
+        for host, address in APISERVER_ADDRESS.items():
+            port = ports["apiserver-" + host]
+            self.launch("kube-apiserver-" + host, [
+                str(binaries["kube-apiserver"]), "--bind-address=%s" % address, "--advertise-address=%s" % address,
+                "--secure-port=%d" % port, "--etcd-servers=%s" % etcd_url,
+                "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+                # behind a load balancer: on SIGTERM, fail /readyz first and keep serving while it drains
+                "--shutdown-delay-duration=2s",
+                "--allow-privileged=false", "--profiling=false", "--v=1"] + pki_args(self.root, host, "kube-apiserver"),
+                lambda address=address, port=port: self.https_status(
+                    port, "/readyz", admin / "ca-bundle.crt", (admin / "admin.crt", admin / "admin.key"),
+                    address) == 200, timeout)
         for name in ("kube-controller-manager", "kube-scheduler"):
-            self._spawn(name, [
+            self.launch(name, [
                 str(binaries[name]), "--bind-address=127.0.0.1", "--secure-port=%d" % ports[name],
-                "--leader-elect=true", "--v=1"] + pki_args(self.root, cp1, name))
-            # /healthz of their own serving certificate (self-signed by each component in memory)
-            self._wait(name, lambda port=ports[name]: self.https_status(port, "/healthz", None, None) == 200,
-                       started + timeout)
+                "--leader-elect=true", "--v=1"] + pki_args(self.root, cp1, name),
+                # /healthz of their own serving certificate (self-signed by each component in memory)
+                lambda port=ports[name]: self.https_status(port, "/healthz", None, None) == 200, timeout)
         return self
 
-    @staticmethod
-    def https_status(port, path, cafile, cert):
-        import http.client  # pylint: disable=import-outside-toplevel
+    def launch(self, name, argv, ready, timeout=120.0):
+        self.argv[name], self.ready[name] = argv, ready
+        self._spawn(name, argv)
+        self._wait(name, ready, time.monotonic() + timeout)
 
+    def restart(self, name, timeout=120.0):
+        """Stop one component (SIGTERM, as systemd does) and start it again with the same flags."""
+        proc = self.processes.pop(name)
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=60)
+        self.launch(name, self.argv[name], self.ready[name], timeout)
+
+    @staticmethod
+    def https_status(port, path, cafile, cert, address="127.0.0.1"):
         if cafile is None:
             context = ssl._create_unverified_context()  # pylint: disable=protected-access
         else:
             context = ssl.create_default_context(cafile=str(cafile))
         if cert:
             context.load_cert_chain(str(cert[0]), str(cert[1]))
-        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+        conn = http.client.HTTPSConnection(address, port, context=context, timeout=5)
         try:
             conn.request("GET", path)
             return conn.getresponse().status
@@ -166,12 +188,13 @@ class RoleCluster(harness.ControlPlane):
 @pytest.fixture(scope="module")
 def role_cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("kubernetes-pki")
-    ports = {name: harness.free_port() for name in ("etcd", "etcd-peer", "apiserver", "kube-controller-manager",
-                                                    "kube-scheduler")}
-    extra = base_vars(root, ports["apiserver"])
-    proc, recap = run_playbook(root, extra)
+    names = ["etcd", "etcd-peer", "kube-controller-manager", "kube-scheduler"]
+    ports = {name: harness.free_port() for name in names + ["apiserver-" + h for h in APISERVER_ADDRESS]}
+    extra = base_vars(root, ports["apiserver-cp1.k8s.test"])
+    proc, recap = run_playbook(root, extra, endpoint_vars(ports))
     assert proc.returncode == 0 and recap and all(r["failed"] == 0 for r in recap.values()), proc.stdout + proc.stderr
     cluster = RoleCluster(root / "plane", root)
+    cluster.host_vars = endpoint_vars(ports)
     try:
         cluster.start_components(ports)
         yield cluster, root, extra
@@ -284,11 +307,13 @@ def test_every_private_key_is_on_the_host_that_uses_it_and_nowhere_else(role_clu
     expected = {"admin/admin.key"}
     for ca in ("cluster", "etcd", "front-proxy"):
         expected |= {str(p.relative_to(root)) for p in (root / "ca" / ca).rglob("*.key")}
-    cp1 = "hosts/cp1.k8s.test/pki/"
-    expected |= {cp1 + n for n in ("apiserver.key", "apiserver-kubelet-client.key", "controller-manager.key",
-                                   "scheduler.key", "sa.key", "etcd/server.key", "etcd/peer.key",
-                                   "etcd/apiserver-etcd-client.key", "front-proxy/front-proxy-client.key")}
-    expected |= {cp1 + "service-accounts/" + p.name for p in (root / cp1 / "service-accounts").glob("*.private*")}
+    for host in APISERVER_ADDRESS:
+        pki = "hosts/%s/pki/" % host
+        expected |= {pki + n for n in ("apiserver.key", "apiserver-kubelet-client.key", "controller-manager.key",
+                                       "scheduler.key", "sa.key", "etcd/apiserver-etcd-client.key",
+                                       "front-proxy/front-proxy-client.key")}
+        expected |= {pki + "service-accounts/" + p.name for p in (root / pki / "service-accounts").glob("*.private*")}
+    expected |= {"hosts/cp1.k8s.test/pki/" + n for n in ("etcd/server.key", "etcd/peer.key")}
     for node in ("node1.k8s.test", "node2.k8s.test"):
         expected |= {"hosts/%s/pki/%s" % (node, n) for n in ("kubelet-client.key", "kubelet.key", "kube-proxy.key")}
     assert found == expected
@@ -299,8 +324,8 @@ def test_every_private_key_is_on_the_host_that_uses_it_and_nowhere_else(role_clu
 
 
 def test_a_rerun_changes_nothing(role_cluster):
-    _cluster, root, extra = role_cluster
-    proc, recap = run_playbook(root, extra)
+    cluster, root, extra = role_cluster
+    proc, recap = run_playbook(root, extra, cluster.host_vars)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {h: r["changed"] for h, r in recap.items()} == {h: 0 for h in recap}, proc.stdout
 
@@ -323,19 +348,62 @@ class LoadClient:
     """Identities making requests without pause (bounded, loopback only), counted per stage.
 
     Each request is a new TLS connection, so every handshake meets what the apiserver serves at that
-    moment and presents what the identity's files hold. Like client-go, a client rereads its certificate
-    and key files and keeps the pair it had while the two files do not match (one is written before
-    the other).
+    moment and presents what the identity's files hold. Like a load balancer in front of the apiservers,
+    requests go only to apiservers whose /readyz answers 200 (checked every 0.25 s), and a request that
+    cannot connect (or loses its connection) to one goes to the next; it fails only when every apiserver
+    fails it, or when one answers and refuses it. Like client-go, a client
+    rereads its certificate and key files and keeps the pair it had while the two files do not match
+    (one is written before the other).
     """
 
-    def __init__(self, port: int, bundle: Path):
-        self.port, self.bundle = port, bundle
+    def __init__(self, endpoints, bundle: Path):
+        self.endpoints, self.bundle = list(endpoints), bundle
         self.stage = "start"
         self.counts = {}
         self.errors = []
         self.stop = threading.Event()
         self.threads = []
         self.lock = threading.Lock()
+        self.tokens = {}
+        self.healthy = list(self.endpoints)
+        checker = threading.Thread(target=self._health_checks, name="health checks", daemon=True)
+        self.threads.append(checker)
+        checker.start()
+
+    def _health_checks(self):
+        context = ssl.create_default_context(cafile=str(self.bundle))
+        while not self.stop.is_set():
+            ready = []
+            for address, port in self.endpoints:
+                try:
+                    conn = http.client.HTTPSConnection(address, port, context=context, timeout=2)
+                    conn.request("GET", "/readyz")  # anonymous: allowed by system:public-info-viewer
+                    if conn.getresponse().status == 200:
+                        ready.append((address, port))
+                    conn.close()
+                except (OSError, http.client.HTTPException):
+                    pass
+            self.healthy = ready or list(self.endpoints)
+            time.sleep(0.25)
+
+    def _ask(self, context, token):
+        body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        problems = []
+        for address, port in list(self.healthy) + [e for e in self.endpoints if e not in self.healthy]:
+            try:
+                conn = http.client.HTTPSConnection(address, port, context=context, timeout=10)
+                conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", headers=headers, body=body)
+                response = conn.getresponse()
+                reply = response.read()
+                conn.close()
+            except (ConnectionError, http.client.RemoteDisconnected, TimeoutError) as exc:
+                problems.append("%s:%d %s" % (address, port, exc))
+                continue  # the next apiserver, as a load balancer would
+            return response.status, json.loads(reply), problems
+        raise ConnectionError("; ".join(problems))
 
     def add(self, name, expected_user, pair=None, token=None):
         def loop():
@@ -359,20 +427,12 @@ class LoadClient:
                             except ssl.SSLError:
                                 pass  # mid-write (the key is new, the certificate not yet): keep the pair we had
                         context.load_cert_chain(spare / "good.crt", spare / "good.key")
-                    conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=10)
-                    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-                    if token:
-                        headers["Authorization"] = "Bearer " + token
-                    conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", headers=headers,
-                                 body=json.dumps({"apiVersion": "authentication.k8s.io/v1",
-                                                  "kind": "SelfSubjectReview"}))
-                    response = conn.getresponse()
-                    body = response.read()
-                    conn.close()
-                    user = json.loads(body).get("status", {}).get("userInfo", {}).get("username")
-                    ok = response.status == 201 and user == expected_user
-                    detail = "HTTP %d %s" % (response.status, user)
-                except (OSError, ssl.SSLError, http.client.HTTPException, ValueError) as exc:
+                    status, reply, _skipped = self._ask(context, self.tokens.get(name, token))
+                    review = reply.get("status") if isinstance(reply, dict) else None
+                    user = (review.get("userInfo") or {}).get("username") if isinstance(review, dict) else None
+                    ok = status == 201 and user == expected_user
+                    detail = "HTTP %d %s" % (status, user if user else json.dumps(reply)[:300])
+                except (OSError, ssl.SSLError, http.client.HTTPException, ValueError, AttributeError) as exc:
                     detail = "%s: %s" % (type(exc).__name__, exc)
                 with self.lock:
                     entry = self.counts.setdefault(stage, {"requests": 0, "failures": 0})
@@ -394,12 +454,26 @@ class LoadClient:
         return self.counts
 
 
-def served_fingerprint(port: int) -> str:
+def apiservers(cluster) -> list:
+    return [(address, cluster.info["ports"]["apiserver-" + host]) for host, address in APISERVER_ADDRESS.items()]
+
+
+def load_of_three_identities(cluster, root: Path, service_account: str, token: str) -> LoadClient:
+    """The admin's certificate, node1's certificate and a service-account token, over both apiservers."""
+    load = LoadClient(apiservers(cluster), root / "admin" / "ca-bundle.crt")
+    load.add("admin", "kubernetes-admin", (root / "admin" / "admin.crt", root / "admin" / "admin.key"))
+    node1 = root / "hosts" / "node1.k8s.test" / "pki"
+    load.add("node1", "system:node:node1", (node1 / "kubelet-client.crt", node1 / "kubelet-client.key"))
+    load.add("service account", service_account, token=token)
+    return load
+
+
+def served_fingerprint(port: int, address: str = "127.0.0.1") -> str:
     context = ssl._create_unverified_context()  # pylint: disable=protected-access
     import socket  # pylint: disable=import-outside-toplevel
 
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+    with socket.create_connection((address, port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=address) as tls:
             return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
 
 
@@ -415,13 +489,13 @@ def lease_renewed(root: Path, name: str) -> object:
 
 def test_every_leaf_renewed_under_load_without_a_failed_request_or_a_restart(role_cluster):
     cluster, root, extra = role_cluster
-    port = cluster.info["ports"]["apiserver"]
+    port = cluster.info["ports"]["apiserver-cp1.k8s.test"]
     cp1 = root / "hosts" / "cp1.k8s.test" / "pki"
     pids = dict(cluster.pids())
     before = {p: file_fingerprint(p) for p in sorted(root.glob("hosts/*/pki/**/*.crt"))
               if p.name != "ca-bundle.crt" and not p.name.endswith("-fullchain.crt")}
     before[root / "admin" / "admin.crt"] = file_fingerprint(root / "admin" / "admin.crt")
-    assert len(before) == 15  # eight on cp1, three on each node, the admin's
+    assert len(before) == 21  # eight on cp1, six on cp2, three on each node, the admin's
     assert served_fingerprint(port) == before[cp1 / "apiserver.crt"]
 
     admin = client.CoreV1Api(api(root, root / "admin" / "admin.conf"))
@@ -429,16 +503,12 @@ def test_every_leaf_renewed_under_load_without_a_failed_request_or_a_restart(rol
     admin.create_namespaced_service_account("load", {"metadata": {"name": "client"}})
     token = admin.create_namespaced_service_account_token(
         "client", "load", {"spec": {"expirationSeconds": 3600}}).status.token
-    load = LoadClient(port, root / "admin" / "ca-bundle.crt")
-    load.add("admin", "kubernetes-admin", (root / "admin" / "admin.crt", root / "admin" / "admin.key"))
-    node1 = root / "hosts" / "node1.k8s.test" / "pki"
-    load.add("node1", "system:node:node1", (node1 / "kubelet-client.crt", node1 / "kubelet-client.key"))
-    load.add("service account", "system:serviceaccount:load:client", token=token)
+    load = load_of_three_identities(cluster, root, "system:serviceaccount:load:client", token)
     try:
         time.sleep(3)
         load.stage = "leaf renewal"
         # every leaf at once, as `kubeadm certs renew all` would (a schedule renews each when it is due)
-        proc, recap = run_playbook(root, dict(extra, kubernetes_pki_renew_now=True))
+        proc, recap = run_playbook(root, dict(extra, kubernetes_pki_renew_now=True), cluster.host_vars)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert all(r["changed"] > 0 for r in recap.values()), proc.stdout
         after = {p: file_fingerprint(p) for p in before}
@@ -449,6 +519,12 @@ def test_every_leaf_renewed_under_load_without_a_failed_request_or_a_restart(rol
         while served_fingerprint(port) != after[cp1 / "apiserver.crt"] and time.monotonic() < deadline:
             time.sleep(1)
         assert served_fingerprint(port) == after[cp1 / "apiserver.crt"]
+        cp2 = root / "hosts" / "cp2.k8s.test" / "pki"
+        while (served_fingerprint(cluster.info["ports"]["apiserver-cp2.k8s.test"], "127.0.0.2")
+               != after[cp2 / "apiserver.crt"] and time.monotonic() < deadline):
+            time.sleep(1)
+        assert served_fingerprint(cluster.info["ports"]["apiserver-cp2.k8s.test"], "127.0.0.2") == after[
+            cp2 / "apiserver.crt"]
         assert served_fingerprint(cluster.info["ports"]["etcd"]) == after[cp1 / "etcd" / "server.crt"]
         renewed = {name: lease_renewed(root, name) for name in ("kube-controller-manager", "kube-scheduler")}
         time.sleep(12)
@@ -460,3 +536,110 @@ def test_every_leaf_renewed_under_load_without_a_failed_request_or_a_restart(rol
     assert load.errors == [], load.errors[:10]
     assert counts["leaf renewal"]["requests"] > 50 and counts["after renewal"]["requests"] > 50, counts
     assert cluster.pids() == pids  # no component was restarted
+
+
+def public_keys(path: Path) -> list:
+    marker = "-----END PUBLIC KEY-----"
+    return [part.strip() + "\n" + marker for part in path.read_text().split(marker)[:-1]]
+
+
+def token_kid(token: str) -> str:
+    header = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+
+
+def whoami_with_token(cluster, root, token, host="cp1.k8s.test"):
+    configuration = client.Configuration()
+    configuration.host = "https://%s:%d" % (APISERVER_ADDRESS[host], cluster.info["ports"]["apiserver-" + host])
+    configuration.ssl_ca_cert = str(root / "admin" / "ca-bundle.crt")
+    configuration.api_key = {"authorization": "Bearer " + token}
+    return whoami(client.ApiClient(configuration))["username"]
+
+
+def test_service_account_keys_rotate_through_live_gates_without_a_failed_request(role_cluster):
+    """add -> (every apiserver restarted: accepts the new keys) -> promote -> (restarted: signs with them) -> retire."""
+    cluster, root, extra = role_cluster
+    # a schedule for the control plane only (the plan still covers every host, so nothing else changes)
+    rotation = dict(extra, kubernetes_pki_service_account_rotate_every="1s", kubernetes_pki_hosts="kube_control_plane",
+                    kubernetes_pki_service_account_promote_after="1s", kubernetes_pki_service_account_retire_after="1s")
+    cp = {host: root / "hosts" / host / "pki" for host in APISERVER_ADDRESS}
+    admin = client.CoreV1Api(api(root, root / "admin" / "admin.conf"))
+    admin.create_namespace({"metadata": {"name": "sa-rotation"}})
+    admin.create_namespaced_service_account("sa-rotation", {"metadata": {"name": "app"}})
+
+    def mint():
+        return admin.create_namespaced_service_account_token(
+            "app", "sa-rotation", {"spec": {"expirationSeconds": 3600}}).status.token
+
+    old_token = mint()
+    old_pub = {host: public_keys(path / "sa.pub") for host, path in cp.items()}
+    old_key = {host: (path / "sa.key").read_bytes() for host, path in cp.items()}
+    assert len(old_pub["cp1.k8s.test"]) == 2 and old_pub["cp1.k8s.test"] == old_pub["cp2.k8s.test"]
+    unrestarted = {name: pid for name, pid in cluster.pids().items()
+                   if name in ("etcd", "kube-scheduler")}
+
+    def apiservers_restarted(also=()):
+        for host in APISERVER_ADDRESS:  # one at a time, as behind a load balancer
+            cluster.restart("kube-apiserver-" + host)
+        for name in also:
+            cluster.restart(name)
+
+    def run(stage):
+        load.stage = stage
+        proc, recap = run_playbook(root, rotation, cluster.host_vars)
+        assert proc.returncode == 0 and all(r["failed"] == 0 for r in recap.values()), proc.stdout + proc.stderr
+        return proc.stdout
+
+    load = load_of_three_identities(cluster, root, "system:serviceaccount:sa-rotation:app", old_token)
+    try:
+        time.sleep(2)
+        run("add")
+        pub = {host: public_keys(path / "sa.pub") for host, path in cp.items()}
+        assert len(pub["cp1.k8s.test"]) == 4 and pub["cp1.k8s.test"] == pub["cp2.k8s.test"]  # r1 and r2 of both
+        assert {host: (path / "sa.key").read_bytes() for host, path in cp.items()} == old_key  # r1 still signs
+        time.sleep(1.5)
+        out = run("promote, blocked")  # the new public keys are on disk, not in the running apiservers
+        assert "waits before it promotes" in out and "does not accept" in out, out
+        assert {host: (path / "sa.key").read_bytes() for host, path in cp.items()} == old_key
+
+        load.stage = "restart: new public keys"
+        apiservers_restarted()
+        run("promote")
+        new_key = {host: (path / "sa.key").read_bytes() for host, path in cp.items()}
+        assert all(new_key[h] != old_key[h] for h in cp)
+        time.sleep(1.5)
+        out = run("retire, blocked")  # the apiservers still sign with r1
+        assert "waits before it retires" in out and "signs with" in out, out
+        assert len(public_keys(cp["cp1.k8s.test"] / "sa.pub")) == 4
+
+        load.stage = "restart: new signing keys"
+        apiservers_restarted(also=["kube-controller-manager"])
+        new_token = mint()
+        assert token_kid(new_token) != token_kid(old_token)
+        assert whoami_with_token(cluster, root, old_token) == "system:serviceaccount:sa-rotation:app"
+        load.tokens["service account"] = new_token  # as the kubelet refreshes a projected token
+        time.sleep(1.5)
+        run("retire")
+        pub = {host: public_keys(path / "sa.pub") for host, path in cp.items()}
+        assert len(pub["cp1.k8s.test"]) == 2 and not set(pub["cp1.k8s.test"]) & set(old_pub["cp1.k8s.test"])
+
+        load.stage = "restart: old keys dropped"
+        apiservers_restarted()
+        load.stage = "done"
+        time.sleep(3)
+    finally:
+        counts = load.finish()
+    print("requests per stage: %s" % json.dumps(counts))
+    assert load.errors == [], load.errors[:10]
+    assert all(c["requests"] > 10 for c in counts.values()), counts
+    for host in APISERVER_ADDRESS:
+        assert whoami_with_token(cluster, root, new_token, host) == "system:serviceaccount:sa-rotation:app"
+        with pytest.raises(client.ApiException) as refused:
+            whoami_with_token(cluster, root, old_token, host)
+        assert refused.value.status == 401
+    # only the components the docs name were restarted
+    assert {name: pid for name, pid in cluster.pids().items() if name in unrestarted} == unrestarted
+    # a rerun changes nothing
+    proc, recap = run_playbook(root, dict(rotation, kubernetes_pki_service_account_rotate_every="30d"),
+                               cluster.host_vars)
+    assert proc.returncode == 0 and {h: r["changed"] for h, r in recap.items()} == {h: 0 for h in recap}, proc.stdout

@@ -110,11 +110,13 @@ def _addresses(host: str, values: Sequence[str]) -> List[str]:
     return out
 
 
-def _derived_constraints(names: Sequence[str]) -> dict:
+def _derived_constraints(names: Sequence[str], exact: Sequence[str] = ()) -> dict:
     """Constraints derived from ``names``: each DNS name's parent domain; each address's /24 (IPv6: /64).
 
     Tight enough that the CA cannot name anything outside the cluster's domains and networks, loose
     enough that a node added later in the same domain and network gets its certificate from the same CA.
+    Names in ``exact`` (the kubernetes Service's names, the apiserver's further names) stay exact: the CA
+    must not be able to sign other names of the cluster's service domain.
     """
     dns, ranges = set(), set()
     for name in names:
@@ -122,7 +124,7 @@ def _derived_constraints(names: Sequence[str]) -> dict:
             address = ipaddress.ip_address(name)
         except ValueError:
             labels = name.split(".")
-            dns.add(".".join(labels[1:]) if len(labels) > 2 else name)
+            dns.add(".".join(labels[1:]) if len(labels) > 2 and name not in exact else name)
             continue
         prefix = address.max_prefixlen if address.is_loopback else (24 if address.version == 4 else 64)
         ranges.add(ipaddress.ip_network("%s/%d" % (address, prefix), strict=False))
@@ -155,6 +157,19 @@ def plan(settings: Mapping) -> dict:
     service_ip = _service_ip(str(settings.get("service_cidr") or ""), str(settings.get("service_ip") or ""))
     extra_names = [str(n) for n in settings.get("apiserver_names") or []]
     build_identity(extra_names, "kubernetes_pki_apiserver_names")
+    cluster_name = str(settings.get("cluster_name") or "kubernetes")
+    if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", cluster_name):
+        raise PKIError(
+            "kubernetes_pki_cluster_name",
+            "%r is not a DNS label (it names directories and kubeconfig entries)" % cluster_name,
+            "use lower-case letters, digits and '-', e.g. prod-eu1",
+        )
+    service_names = list(APISERVER_SERVICE_NAMES) + ["kubernetes.default.svc." + domain, service_ip]
+    service_network = ipaddress.ip_network(str(settings.get("service_cidr")))
+    # names only the apiservers may carry (shared among them): no host may claim one as its own
+    reserved = set(service_names) | set(build_identity(extra_names, "kubernetes_pki_apiserver_names").names())
+    holders: Dict[str, str] = {}
+    node_names: Dict[str, str] = {}
     admin = settings.get("admin") or {}
 
     out_hosts: Dict[str, dict] = {}
@@ -168,6 +183,30 @@ def plan(settings: Mapping) -> dict:
             pass  # a name to connect to, not one to certify
         own = list(dict.fromkeys([host.lower(), node_name] + addresses))
         build_identity(own, "inventory host %s" % host)
+        if node_name in node_names:
+            raise PKIError(
+                "kubernetes_pki_node_name",
+                "%r is the node name of both %s and %s (each would be system:node:%s)"
+                % (node_name, node_names[node_name], host, node_name),
+                "give every node its own name",
+            )
+        node_names[node_name] = host
+        for name in own:
+            field = "kubernetes_pki_addresses" if _is_address(name) else "kubernetes_pki_node_name"
+            if name in reserved or (_is_address(name) and ipaddress.ip_address(name) in service_network):
+                raise PKIError(
+                    field,
+                    "%s of inventory host %s is a name of the kubernetes Service (or in the service CIDR %s), which "
+                    "only the apiservers carry" % (name, host, service_network),
+                    "remove it from the host's names and addresses",
+                )
+            if name in holders:
+                raise PKIError(
+                    field,
+                    "%s is a name of both %s and %s; a name belongs to one host" % (name, holders[name], host),
+                    "fix the inventory: each host's names and addresses are its own",
+                )
+            holders[name] = host
         certificates: List[dict] = []
         if host in groups["etcd"]:
             certificates.append(
@@ -258,7 +297,7 @@ def plan(settings: Mapping) -> dict:
                             "widen the constraints, or fix the host's names and addresses in the inventory",
                         )
         else:
-            constraints = _derived_constraints(names)
+            constraints = _derived_constraints(names, exact=sorted(reserved))
         cas[ca] = {
             "permitted_dns": list(constraints["permitted_dns"]),
             "permitted_ip_ranges": list(constraints["permitted_ip_ranges"]),

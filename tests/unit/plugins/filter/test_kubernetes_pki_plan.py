@@ -32,3 +32,10 @@ def test_only_the_inventory_variables_of_planned_hosts_are_read():
 def test_a_bad_variable_is_a_filter_error_naming_it():
     with pytest.raises(AnsibleFilterError, match="kubernetes_pki_node_name"):
         plan(SETTINGS, {"node1.k8s.test": {"kubernetes_pki_node_name": "node9"}})
+
+
+def test_a_host_whose_facts_shadow_its_name_variables_is_refused():
+    hostvars = {"node1.k8s.test": {"ansible_facts": {"kubernetes_pki_addresses": ["10.96.0.1"]},
+                                   "kubernetes_pki_addresses": ["10.96.0.1"]}}
+    with pytest.raises(AnsibleFilterError, match="node1.k8s.test reported facts"):
+        plan(SETTINGS, hostvars)

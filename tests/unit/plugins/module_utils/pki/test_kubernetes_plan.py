@@ -66,6 +66,9 @@ def test_constraints_are_derived_from_the_inventory():
     assert "127.0.0.1/32" in result["cas"]["etcd"]["permitted_ip_ranges"]
     assert "10.96.0.0/24" in result["cas"]["cluster"]["permitted_ip_ranges"]
     assert "k8s.test" in result["cas"]["cluster"]["permitted_dns"]
+    # the Service's names stay exact: the CA cannot sign other names of the service domain
+    assert "kubernetes.default.svc.cluster.local" in result["cas"]["cluster"]["permitted_dns"]
+    assert "default.svc.cluster.local" not in result["cas"]["cluster"]["permitted_dns"]
 
 
 @pytest.mark.parametrize("changes, field, words", [
@@ -79,6 +82,21 @@ def test_constraints_are_derived_from_the_inventory():
      "kubernetes_pki_cluster_ca_permitted_ip_ranges", "10.96.0.1 is outside"),
     ({"groups": {"etcd": [], "control_plane": ["cp1.k8s.test"], "nodes": []}}, "kubernetes_pki_etcd_group", "no host"),
     ({"hosts": {"cp1.k8s.test": {"addresses": ["cp1"]}}}, "kubernetes_pki_addresses[0]", "not an IP address"),
+    # a node must not carry what only the apiservers carry, nor another host's names
+    ({"hosts": {"node1.k8s.test": {"node_name": "node1", "addresses": ["10.96.0.1"]}}}, "kubernetes_pki_addresses",
+     "a name of the kubernetes Service"),
+    ({"hosts": {"node1.k8s.test": {"addresses": ["10.100.3.4"]}}}, "kubernetes_pki_addresses", "service CIDR"),
+    ({"apiserver_names": ["api.k8s.test"],
+      "hosts": {"node1.k8s.test": {"node_name": "node1"}, "cp1.k8s.test": {"addresses": ["10.1.0.11"]}},
+      "groups": {"etcd": ["cp1.k8s.test"], "control_plane": ["cp1.k8s.test"], "nodes": ["api.k8s.test"]}},
+     "kubernetes_pki_node_name", "a name of the kubernetes Service"),
+    ({"hosts": {"node1.k8s.test": {"addresses": ["10.1.0.11"]}, "cp1.k8s.test": {"addresses": ["10.1.0.11"]}}},
+     "kubernetes_pki_addresses", "a name of both cp1.k8s.test and node1.k8s.test"),
+    ({"groups": {"etcd": ["cp1.k8s.test"], "control_plane": ["cp1.k8s.test"],
+                 "nodes": ["node1.rack1.k8s.test", "node1.rack2.k8s.test"]},
+      "hosts": {"node1.rack1.k8s.test": {"node_name": "node1"}, "node1.rack2.k8s.test": {"node_name": "node1"}}},
+     "kubernetes_pki_node_name", "the node name of both"),
+    ({"cluster_name": "prod #2"}, "kubernetes_pki_cluster_name", "not a DNS label"),
 ])
 def test_bad_input_names_the_variable(changes, field, words):
     with pytest.raises(PKIError) as err:
