@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ..pki import service_account_keys
+from ..pki.errors import PKIError
 
 
 def k8s_service_account_keys(ctx) -> Dict[str, Any]:
@@ -16,8 +17,6 @@ def k8s_service_account_keys(ctx) -> Dict[str, Any]:
     for index, text in enumerate(params["accept"]):
         found = service_account_keys.split_public_keys(text)
         if not found:
-            from ..pki.errors import PKIError  # pylint: disable=import-outside-toplevel
-
             raise PKIError("accept[%d]" % index, "holds no PEM public key", "give the keyring's .public entries")
         public_keys += found
     result = service_account_keys.survey(

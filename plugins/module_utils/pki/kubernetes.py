@@ -69,7 +69,7 @@ def node_name_of(host: str, wanted: Optional[str]) -> str:
     return name
 
 
-def _service_ip(cidr: str, wanted: str) -> str:
+def _service_network(cidr: str, wanted: str) -> tuple:
     try:
         network = ipaddress.ip_network(cidr, strict=True)
     except ValueError as exc:
@@ -79,7 +79,7 @@ def _service_ip(cidr: str, wanted: str) -> str:
             "write it as CIDR with host bits zero, e.g. 10.96.0.0/12",
         ) from None
     if not wanted:
-        return str(next(network.hosts()))
+        return network, str(next(network.hosts()))
     try:
         address = ipaddress.ip_address(wanted)
     except ValueError:
@@ -93,7 +93,7 @@ def _service_ip(cidr: str, wanted: str) -> str:
             "leave kubernetes_pki_service_ip unset (the CIDR's first address, %s), or fix kubernetes_pki_service_cidr"
             % next(network.hosts()),
         )
-    return str(address)
+    return network, str(address)
 
 
 def _addresses(host: str, values: Sequence[str]) -> List[str]:
@@ -154,9 +154,11 @@ def plan(settings: Mapping) -> dict:
             )
     hosts: Mapping = settings.get("hosts") or {}
     domain = normalize_dns_name(str(settings.get("cluster_domain") or ""), "kubernetes_pki_cluster_domain")
-    service_ip = _service_ip(str(settings.get("service_cidr") or ""), str(settings.get("service_ip") or ""))
+    service_network, service_ip = _service_network(
+        str(settings.get("service_cidr") or ""), str(settings.get("service_ip") or "")
+    )
     extra_names = [str(n) for n in settings.get("apiserver_names") or []]
-    build_identity(extra_names, "kubernetes_pki_apiserver_names")
+    extra_identity = build_identity(extra_names, "kubernetes_pki_apiserver_names")
     cluster_name = str(settings.get("cluster_name") or "kubernetes")
     if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", cluster_name):
         raise PKIError(
@@ -165,9 +167,8 @@ def plan(settings: Mapping) -> dict:
             "use lower-case letters, digits and '-', e.g. prod-eu1",
         )
     service_names = list(APISERVER_SERVICE_NAMES) + ["kubernetes.default.svc." + domain, service_ip]
-    service_network = ipaddress.ip_network(str(settings.get("service_cidr")))
     # names only the apiservers may carry (shared among them): no host may claim one as its own
-    reserved = set(service_names) | set(build_identity(extra_names, "kubernetes_pki_apiserver_names").names())
+    reserved = set(service_names) | set(extra_identity.names())
     holders: Dict[str, str] = {}
     node_names: Dict[str, str] = {}
     admin = settings.get("admin") or {}
@@ -232,8 +233,7 @@ def plan(settings: Mapping) -> dict:
                 }
             )
         if host in groups["control_plane"]:
-            apiserver_names = own + list(APISERVER_SERVICE_NAMES) + ["kubernetes.default.svc." + domain]
-            apiserver_names += [service_ip] + extra_names
+            apiserver_names = own + service_names + extra_names
             certificates.append(
                 {
                     "name": "apiserver",
@@ -241,9 +241,7 @@ def plan(settings: Mapping) -> dict:
                     "dir": "",
                     "names": list(dict.fromkeys(apiserver_names)),
                     # every control-plane node serves the kubernetes Service's names and IP
-                    "shared_names": list(APISERVER_SERVICE_NAMES)
-                    + ["kubernetes.default.svc." + domain, service_ip]
-                    + extra_names,
+                    "shared_names": service_names + extra_names,
                     "usages": ["server"],
                     "subject": {"common_name": "kube-apiserver", "organizations": []},
                 }
