@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The kubernetes_pki role issues a cluster's own PKI, and a real control plane runs on it.
 
-playbooks/kubernetes_pki.yml runs on an inventory of three hosts (cp1: etcd and control plane;
-node1, node2: nodes). Every host is a directory of this machine reached with the local connection
+playbooks/kubernetes_pki.yml runs on an inventory of five hosts (cp1, cp2: etcd and control plane;
+etcd3: etcd; node1, node2: nodes). Every host is a directory of this machine reached with the local connection
 (the role is the same over SSH; the netns hosts of molecule/ are not needed to prove what the
 components accept). Then etcd, kube-apiserver, kube-controller-manager and kube-scheduler start on
 exactly the files and flags the role wrote - not on the harness's own CA - with
@@ -39,10 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402  pylint: disable=wrong-import-position
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "kubernetes_pki.yml"
-HOSTS = {"cp1.k8s.test": ["etcd", "kube_control_plane"], "cp2.k8s.test": ["kube_control_plane"],
-         "node1.k8s.test": ["kube_node"], "node2.k8s.test": ["kube_node"]}
+HOSTS = {"cp1.k8s.test": ["etcd", "kube_control_plane"], "cp2.k8s.test": ["etcd", "kube_control_plane"],
+         "etcd3.k8s.test": ["etcd"], "node1.k8s.test": ["kube_node"], "node2.k8s.test": ["kube_node"]}
+# three etcd members (a rolling restart keeps a quorum), each on 127.0.0.1 with its own ports
+ETCD_MEMBERS = [host for host, member_of in HOSTS.items() if "etcd" in member_of]
 # each control-plane node's apiserver listens on its own loopback address
 APISERVER_ADDRESS = {"cp1.k8s.test": "127.0.0.1", "cp2.k8s.test": "127.0.0.2"}
+# each host's own loopback address (its etcd member's peer URL is there: a peer verifies it)
+ADDRESS = dict(APISERVER_ADDRESS, **{"etcd3.k8s.test": "127.0.0.3"})
 NODE_NAMES = {"node1.k8s.test": "node1", "node2.k8s.test": "node2.k8s.test"}
 PASSPHRASE = "kubernetes pki test passphrase"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -60,7 +64,7 @@ def inventory(root: Path, host_vars=None) -> Path:
                        "kubernetes_pki_config_dir": str(root / "hosts" / host / "etc")}
         if host in NODE_NAMES:
             hosts[host]["kubernetes_pki_node_name"] = NODE_NAMES[host]
-    for host, address in APISERVER_ADDRESS.items():
+    for host, address in ADDRESS.items():
         hosts[host]["kubernetes_pki_addresses"] = [address]
     for host, extra in (host_vars or {}).items():
         hosts[host].update(extra)
@@ -89,8 +93,18 @@ def run_playbook(root: Path, extra: dict, host_vars=None, check=False):
 
 
 def endpoint_vars(ports: dict) -> dict:
-    return {host: {"kubernetes_pki_apiserver_endpoint": "https://%s:%d" % (address, ports["apiserver-" + host])}
-            for host, address in APISERVER_ADDRESS.items()}
+    """Each control-plane node's apiserver, and the endpoints the live gates of a CA rotation probe."""
+    out = {host: {"kubernetes_pki_apiserver_endpoint": "https://%s:%d" % (address, ports["apiserver-" + host])}
+           for host, address in APISERVER_ADDRESS.items()}
+    for host in HOSTS:
+        endpoints = {"cluster": [], "etcd": [], "front_proxy": []}
+        if host in APISERVER_ADDRESS:
+            endpoints["cluster"] = ["%s:%d" % (APISERVER_ADDRESS[host], ports["apiserver-" + host])]
+        if host in ETCD_MEMBERS:
+            endpoints["etcd"] = ["127.0.0.1:%d" % ports["etcd-" + host], "%s:%d" % (ADDRESS[host], ports[
+                "etcd-peer-" + host])]
+        out.setdefault(host, {})["kubernetes_pki_rotation_endpoints"] = endpoints
+    return out
 
 
 def base_vars(root: Path, apiserver_port: int = 6443) -> dict:
@@ -124,18 +138,31 @@ class RoleCluster(harness.ControlPlane):
         self.info = {"ports": ports, "pids": {}, "state": str(self.state)}
         self._save()
         cp1 = "cp1.k8s.test"
-        etcd_url = "https://127.0.0.1:%d" % ports["etcd"]
-        peer_url = "https://127.0.0.1:%d" % ports["etcd-peer"]
         etcd_dir = self.root / "hosts" / cp1 / "pki" / "etcd"
-        self.launch("etcd", [
-            str(binaries["etcd"]), "--name=cp1", "--data-dir=%s" % (self.state / "etcd"),
-            "--listen-client-urls=%s" % etcd_url, "--advertise-client-urls=%s" % etcd_url,
-            "--listen-peer-urls=%s" % peer_url, "--initial-advertise-peer-urls=%s" % peer_url,
-            "--initial-cluster=cp1=%s" % peer_url, "--initial-cluster-state=new",
-            "--unsafe-no-fsync", "--log-level=warn"] + pki_args(self.root, cp1, "etcd"),
-            lambda: self.https_status(ports["etcd"], "/health", etcd_dir / "ca-bundle.crt",
-                                      (etcd_dir / "apiserver-etcd-client.crt",
-                                       etcd_dir / "apiserver-etcd-client.key")) == 200, timeout)
+        members = {host: ("https://127.0.0.1:%d" % ports["etcd-" + host], "https://%s:%d" % (ADDRESS[host], ports[
+            "etcd-peer-" + host])) for host in ETCD_MEMBERS}
+        initial = ",".join("%s=%s" % (host.split(".")[0], urls[1]) for host, urls in members.items())
+        for host, (client_url, peer_url) in members.items():  # all three first: each waits for a quorum
+            name = "etcd-" + host.split(".")[0]
+            self.argv[name] = [
+                str(binaries["etcd"]), "--name=%s" % host.split(".")[0], "--data-dir=%s" % (self.state / name),
+                "--listen-client-urls=%s" % client_url, "--advertise-client-urls=%s" % client_url,
+                "--listen-peer-urls=%s" % peer_url, "--initial-advertise-peer-urls=%s" % peer_url,
+                "--initial-cluster=%s" % initial, "--initial-cluster-state=new",
+                # every connection here comes from 127.0.0.1 (the kernel's source for any loopback address), which
+                # is not in cp2's and etcd3's peer certificates (each names its own address): etcd's check of a
+                # dialing peer's source address is off in this test only; certificates are verified as always
+                "--peer-skip-client-san-verification=true",
+                "--unsafe-no-fsync", "--log-level=warn"] + pki_args(self.root, host, "etcd")
+            # healthy: it answers the apiserver's etcd client identity (so it trusts the etcd CA it was given)
+            self.ready[name] = lambda port=ports["etcd-" + host]: self.https_status(
+                port, "/health", etcd_dir / "ca-bundle.crt",
+                (etcd_dir / "apiserver-etcd-client.crt", etcd_dir / "apiserver-etcd-client.key")) == 200
+            self._spawn(name, self.argv[name])
+        for host in members:
+            name = "etcd-" + host.split(".")[0]
+            self._wait(name, self.ready[name], time.monotonic() + timeout)
+        etcd_url = ",".join(urls[0] for urls in members.values())
         admin = self.root / "admin"
         for host, address in APISERVER_ADDRESS.items():
             port = ports["apiserver-" + host]
@@ -188,7 +215,8 @@ class RoleCluster(harness.ControlPlane):
 @pytest.fixture(scope="module")
 def role_cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("kubernetes-pki")
-    names = ["etcd", "etcd-peer", "kube-controller-manager", "kube-scheduler"]
+    names = ["kube-controller-manager", "kube-scheduler"] + ["etcd-" + h for h in ETCD_MEMBERS] + [
+        "etcd-peer-" + h for h in ETCD_MEMBERS]
     ports = {name: harness.free_port() for name in names + ["apiserver-" + h for h in APISERVER_ADDRESS]}
     extra = base_vars(root, ports["apiserver-cp1.k8s.test"])
     proc, recap = run_playbook(root, extra, endpoint_vars(ports))
@@ -305,22 +333,22 @@ def test_every_private_key_is_on_the_host_that_uses_it_and_nowhere_else(role_clu
     _cluster, root, _extra = role_cluster
     found = {str(p.relative_to(root)) for p in private_key_files(root) if not str(p).startswith(str(root / "plane"))}
     expected = {"admin/admin.key"}
-    for ca in ("cluster", "etcd", "front-proxy"):
-        expected |= {str(p.relative_to(root)) for p in (root / "ca" / ca).rglob("*.key")}
+    expected |= {str(p.relative_to(root)) for p in (root / "ca").rglob("*.key")}
     for host in APISERVER_ADDRESS:
         pki = "hosts/%s/pki/" % host
         expected |= {pki + n for n in ("apiserver.key", "apiserver-kubelet-client.key", "controller-manager.key",
                                        "scheduler.key", "sa.key", "etcd/apiserver-etcd-client.key",
                                        "front-proxy/front-proxy-client.key")}
         expected |= {pki + "service-accounts/" + p.name for p in (root / pki / "service-accounts").glob("*.private*")}
-    expected |= {"hosts/cp1.k8s.test/pki/" + n for n in ("etcd/server.key", "etcd/peer.key")}
+    for member in ETCD_MEMBERS:
+        expected |= {"hosts/%s/pki/%s" % (member, n) for n in ("etcd/server.key", "etcd/peer.key")}
     for node in ("node1.k8s.test", "node2.k8s.test"):
         expected |= {"hosts/%s/pki/%s" % (node, n) for n in ("kubelet-client.key", "kubelet.key", "kube-proxy.key")}
     assert found == expected
     # the CA keys are encrypted on the CA host
-    for ca in ("cluster", "etcd", "front-proxy"):
-        for key in (root / "ca" / ca).rglob("*.key"):
-            assert "ENCRYPTED PRIVATE KEY" in key.read_text(), key
+    assert sorted(p.name for p in (root / "ca").iterdir() if p.is_dir()) == ["cluster", "etcd", "front-proxy"]
+    for key in (root / "ca").rglob("*.key"):
+        assert "ENCRYPTED PRIVATE KEY" in key.read_text(), key
 
 
 def test_a_rerun_changes_nothing(role_cluster):
@@ -386,7 +414,7 @@ class LoadClient:
             self.healthy = ready or list(self.endpoints)
             time.sleep(0.25)
 
-    def _ask(self, context, token):
+    def _ask(self, context, token, read=None):
         body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
@@ -395,7 +423,11 @@ class LoadClient:
         for address, port in list(self.healthy) + [e for e in self.endpoints if e not in self.healthy]:
             try:
                 conn = http.client.HTTPSConnection(address, port, context=context, timeout=10)
-                conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", headers=headers, body=body)
+                if read:  # a quorum read: etcd answers it, not the apiserver's cache
+                    conn.request("GET", read, headers=headers)
+                else:
+                    conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", headers=headers,
+                                 body=body)
                 response = conn.getresponse()
                 reply = response.read()
                 conn.close()
@@ -405,7 +437,8 @@ class LoadClient:
             return response.status, json.loads(reply), problems
         raise ConnectionError("; ".join(problems))
 
-    def add(self, name, expected_user, pair=None, token=None):
+    def add(self, name, expected_user, pair=None, token=None, read=None):
+        """An identity asking who it is (SelfSubjectReview), or with ``read`` reading that object from etcd."""
         def loop():
             good = None  # the last pair that matched, copied to files of this client
             spare = Path(tempfile.mkdtemp(prefix="sbd-pki-load-"))
@@ -427,11 +460,15 @@ class LoadClient:
                             except ssl.SSLError:
                                 pass  # mid-write (the key is new, the certificate not yet): keep the pair we had
                         context.load_cert_chain(spare / "good.crt", spare / "good.key")
-                    status, reply, _skipped = self._ask(context, self.tokens.get(name, token))
-                    review = reply.get("status") if isinstance(reply, dict) else None
-                    user = (review.get("userInfo") or {}).get("username") if isinstance(review, dict) else None
-                    ok = status == 201 and user == expected_user
-                    detail = "HTTP %d %s" % (status, user if user else json.dumps(reply)[:300])
+                    status, reply, _skipped = self._ask(context, self.tokens.get(name, token), read)
+                    if read:
+                        ok = status == 200 and (reply.get("metadata") or {}).get("name") == read.rsplit("/", 1)[-1]
+                        detail = "HTTP %d %s" % (status, json.dumps(reply)[:300])
+                    else:
+                        review = reply.get("status") if isinstance(reply, dict) else None
+                        user = (review.get("userInfo") or {}).get("username") if isinstance(review, dict) else None
+                        ok = status == 201 and user == expected_user
+                        detail = "HTTP %d %s" % (status, user if user else json.dumps(reply)[:800])
                 except (OSError, ssl.SSLError, http.client.HTTPException, ValueError, AttributeError) as exc:
                     detail = "%s: %s" % (type(exc).__name__, exc)
                 with self.lock:
@@ -440,7 +477,7 @@ class LoadClient:
                     if not ok:
                         entry["failures"] += 1
                         self.errors.append((stage, name, detail))
-                time.sleep(0.02)
+                time.sleep(0.05)  # paced: this test runs beside others in CI
             shutil.rmtree(spare, ignore_errors=True)
 
         thread = threading.Thread(target=loop, name=name, daemon=True)
@@ -495,7 +532,7 @@ def test_every_leaf_renewed_under_load_without_a_failed_request_or_a_restart(rol
     before = {p: file_fingerprint(p) for p in sorted(root.glob("hosts/*/pki/**/*.crt"))
               if p.name != "ca-bundle.crt" and not p.name.endswith("-fullchain.crt")}
     before[root / "admin" / "admin.crt"] = file_fingerprint(root / "admin" / "admin.crt")
-    assert len(before) == 21  # eight on cp1, six on cp2, three on each node, the admin's
+    assert len(before) == 25  # eight on each control-plane node, two on etcd3, three on each node, the admin's
     assert served_fingerprint(port) == before[cp1 / "apiserver.crt"]
 
     admin = client.CoreV1Api(api(root, root / "admin" / "admin.conf"))
@@ -525,7 +562,9 @@ def test_every_leaf_renewed_under_load_without_a_failed_request_or_a_restart(rol
             time.sleep(1)
         assert served_fingerprint(cluster.info["ports"]["apiserver-cp2.k8s.test"], "127.0.0.2") == after[
             cp2 / "apiserver.crt"]
-        assert served_fingerprint(cluster.info["ports"]["etcd"]) == after[cp1 / "etcd" / "server.crt"]
+        for member in ETCD_MEMBERS:
+            assert served_fingerprint(cluster.info["ports"]["etcd-" + member]) == after[
+                root / "hosts" / member / "pki" / "etcd" / "server.crt"]
         renewed = {name: lease_renewed(root, name) for name in ("kube-controller-manager", "kube-scheduler")}
         time.sleep(12)
         for name, at in renewed.items():
@@ -576,7 +615,7 @@ def test_service_account_keys_rotate_through_live_gates_without_a_failed_request
     old_key = {host: (path / "sa.key").read_bytes() for host, path in cp.items()}
     assert len(old_pub["cp1.k8s.test"]) == 2 and old_pub["cp1.k8s.test"] == old_pub["cp2.k8s.test"]
     unrestarted = {name: pid for name, pid in cluster.pids().items()
-                   if name in ("etcd", "kube-scheduler")}
+                   if name.startswith("etcd") or name == "kube-scheduler"}
 
     def apiservers_restarted(also=()):
         for host in APISERVER_ADDRESS:  # one at a time, as behind a load balancer
@@ -643,3 +682,235 @@ def test_service_account_keys_rotate_through_live_gates_without_a_failed_request
     proc, recap = run_playbook(root, dict(rotation, kubernetes_pki_service_account_rotate_every="30d"),
                                cluster.host_vars)
     assert proc.returncode == 0 and {h: r["changed"] for h, r in recap.items()} == {h: 0 for h in recap}, proc.stdout
+
+
+def handshake_verifies(cafile: Path, port: int, address: str = "127.0.0.1", pair=None) -> bool:
+    """Whether a TLS client trusting only ``cafile`` (presenting ``pair``) completes a handshake and a request."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    if pair:
+        context.load_cert_chain(str(pair[0]), str(pair[1]))
+    conn = http.client.HTTPSConnection(address, port, context=context, timeout=5)
+    try:
+        conn.request("GET", "/health" if pair else "/readyz")
+        conn.getresponse().read()
+        return True
+    except (ssl.SSLError, ConnectionError):
+        return False
+    finally:
+        conn.close()
+
+
+def copy_pair(directory: Path, name: str, into: Path) -> tuple:
+    into.mkdir(parents=True, exist_ok=True)
+    pair = (into / (name + ".crt"), into / (name + ".key"))
+    shutil.copyfile(directory / (name + ".crt"), pair[0])
+    shutil.copyfile(directory / (name + ".key"), pair[1])
+    return pair
+
+
+def whoami_with_pair(cluster, pair, bundle: Path, host="cp1.k8s.test") -> int:
+    """HTTP status of a SelfSubjectReview with a client certificate (201: authenticated)."""
+    context = ssl.create_default_context(cafile=str(bundle))
+    context.load_cert_chain(str(pair[0]), str(pair[1]))
+    conn = http.client.HTTPSConnection(APISERVER_ADDRESS[host], cluster.info["ports"]["apiserver-" + host],
+                                       context=context, timeout=10)
+    try:
+        conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", headers={
+            "Content-Type": "application/json"}, body=json.dumps({"apiVersion": "authentication.k8s.io/v1",
+                                                                  "kind": "SelfSubjectReview"}))
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def all_ready(cluster, root: Path) -> bool:
+    admin = root / "admin"
+    try:
+        pair = (admin / "admin.crt", admin / "admin.key")
+        return all(cluster.https_status(port, "/readyz", admin / "ca-bundle.crt", pair, address) == 200
+                   for address, port in apiservers(cluster))
+    except (OSError, ssl.SSLError, http.client.HTTPException):
+        return False
+
+
+def roots_in(path: Path) -> int:
+    return path.read_text().count("BEGIN CERTIFICATE")
+
+
+def test_cluster_and_etcd_cas_rotate_under_load_with_only_the_restarts_the_docs_name(role_cluster):
+    """Each CA: trust both (restart what reads it only at start) -> switched -> done (restart again)."""
+    cluster, root, extra = role_cluster
+    hosts = {host: root / "hosts" / host / "pki" for host in HOSTS}
+    keep = root / "kept-old"
+    old_node1 = copy_pair(hosts["node1.k8s.test"], "kubelet-client", keep / "cluster")
+    old_etcd_client = copy_pair(hosts["cp1.k8s.test"] / "etcd", "apiserver-etcd-client", keep / "etcd")
+    old_cluster_root = root / "ca" / "cluster" / "root.crt"
+    old_etcd_root = root / "ca" / "etcd" / "root.crt"
+    admin = client.CoreV1Api(api(root, root / "admin" / "admin.conf"))
+    admin.create_namespace({"metadata": {"name": "ca-rotation"}})
+    admin.create_namespaced_config_map("ca-rotation", {"metadata": {"name": "probe"}, "data": {"k": "v"}})
+    admin.create_namespaced_service_account("ca-rotation", {"metadata": {"name": "app"}})
+    token = admin.create_namespaced_service_account_token(
+        "app", "ca-rotation", {"spec": {"expirationSeconds": 3600}}).status.token
+    pids = dict(cluster.pids())
+    restarted = []
+
+    def restart(*names):
+        for name in names:  # one at a time: a quorum of etcd members and one apiserver always serve
+            cluster.restart(name)
+            restarted.append(name)
+            # a rolling restart moves on only once every apiserver is ready again (a restarted etcd member
+            # briefly fails the apiservers' etcd readiness check)
+            deadline = time.monotonic() + 120
+            while not all_ready(cluster, root) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert all_ready(cluster, root), name
+
+    def run(stage, settings, expect_stage):
+        load.stage = stage
+        proc, recap = run_playbook(root, settings, cluster.host_vars)
+        assert proc.returncode == 0 and all(r["failed"] == 0 for r in recap.values()), proc.stdout + proc.stderr
+        found = re.findall(r"rotation is at (\w+)", proc.stdout)
+        assert found and found[-1] == expect_stage, proc.stdout
+        return proc.stdout
+
+    etcd_members = ["etcd-" + host.split(".")[0] for host in ETCD_MEMBERS]
+    apiserver_names = ["kube-apiserver-" + host for host in APISERVER_ADDRESS]
+    load = load_of_three_identities(cluster, root, "system:serviceaccount:ca-rotation:app", token)
+    load.add("admin, from etcd", "kubernetes-admin", (root / "admin" / "admin.crt", root / "admin" / "admin.key"),
+             read="/api/v1/namespaces/ca-rotation/configmaps/probe")
+    try:
+        time.sleep(2)
+        # the cluster CA
+        cluster_ca = dict(extra, kubernetes_pki_cluster_ca_generation=2, kubernetes_pki_ca_switch_after="0",
+                          kubernetes_pki_ca_drop_after="0")
+        run("cluster: trust both", cluster_ca, "trust_both")
+        assert all(roots_in(hosts[h] / "ca-bundle.crt") == 2 for h in HOSTS if h != "etcd3.k8s.test")
+        assert roots_in(root / "admin" / "ca-bundle.crt") == 2
+        # the controller-manager reads --root-ca-file only at start (it publishes kube-root-ca.crt); the
+        # scheduler would reread its kubeconfig's CA file within 5 minutes (a switch_after above that needs no
+        # restart of it)
+        load.stage = "cluster: restarts for trust both"
+        restart("kube-controller-manager", "kube-scheduler")
+        run("cluster: switch", cluster_ca, "switched")
+        new_cluster_root = root / "ca" / "cluster.2" / "root.crt"
+        cp = {host: hosts[host] / "apiserver.crt" for host in APISERVER_ADDRESS}
+        load.stage = "cluster: switched"
+        deadline = time.monotonic() + 120
+        for host, address in APISERVER_ADDRESS.items():  # kube-apiserver reloads its serving certificate
+            port = cluster.info["ports"]["apiserver-" + host]
+            while served_fingerprint(port, address) != file_fingerprint(cp[host]) and time.monotonic() < deadline:
+                time.sleep(1)
+            assert handshake_verifies(new_cluster_root, port, address), host
+        # clients reread a renewed certificate file within 5 minutes (client-go); with a drop_after below that,
+        # restart them before the old root goes
+        load.stage = "cluster: restarts for a short drop_after"
+        restart("kube-controller-manager", "kube-scheduler")
+        run("cluster: drop the old root", cluster_ca, "done")
+        assert all(roots_in(hosts[h] / "ca-bundle.crt") == 1 for h in HOSTS if h != "etcd3.k8s.test")
+        load.stage = "cluster: restart for done"
+        restart("kube-controller-manager")
+        load.stage = "cluster: done"
+        time.sleep(3)
+        for host, address in APISERVER_ADDRESS.items():
+            port = cluster.info["ports"]["apiserver-" + host]
+            assert not handshake_verifies(old_cluster_root, port, address), host  # the old root is no use
+            # kube-apiserver rereads its client CA file: a certificate of the old CA is refused
+            deadline = time.monotonic() + 60
+            while whoami_with_pair(cluster, old_node1, new_cluster_root, host) != 401 and time.monotonic() < deadline:
+                time.sleep(1)
+            assert whoami_with_pair(cluster, old_node1, new_cluster_root, host) == 401, host
+
+        # the etcd CA
+        etcd_ca = dict(cluster_ca, kubernetes_pki_etcd_ca_generation=2)
+        run("etcd: trust both", etcd_ca, "trust_both")
+        assert all(roots_in(hosts[h] / "etcd" / "ca-bundle.crt") == 2 for h in ETCD_MEMBERS)
+        # the live gate: the bundles hold both roots, the running members do not yet
+        out = run("etcd: switch, blocked", etcd_ca, "trust_both")
+        assert "do not yet accept a client certificate of the new CA" in out, out
+        load.stage = "etcd: restarts for trust both"
+        restart(*etcd_members)  # --trusted-ca-file and --peer-trusted-ca-file are read at start only
+        restart(*apiserver_names)  # so is --etcd-cafile
+        run("etcd: switch", etcd_ca, "switched")
+        load.stage = "etcd: switched"
+        time.sleep(3)
+        run("etcd: drop the old root", etcd_ca, "done")
+        assert all(roots_in(hosts[h] / "etcd" / "ca-bundle.crt") == 1 for h in ETCD_MEMBERS)
+        load.stage = "etcd: restarts for done"
+        restart(*etcd_members)
+        restart(*apiserver_names)
+        load.stage = "etcd: done"
+        time.sleep(3)
+    finally:
+        counts = load.finish()
+    print("requests per stage: %s" % json.dumps(counts))
+    print("failed requests: %s" % json.dumps(load.errors))
+    # While etcd members restart one at a time, a few requests of a node identity were refused by RBAC (403) in
+    # earlier runs, most likely while an apiserver's authorization caches re-listed after its etcd watch broke
+    # (docs/kubernetes-pki.md reports them). Those are counted and bounded; any other failure fails the test.
+    etcd_restarts = ("etcd: restarts for trust both", "etcd: restarts for done")
+    others = [e for e in load.errors if not (e[0] in etcd_restarts and e[2].startswith("HTTP 403"))]
+    assert others == [], others[:10]
+    for stage in etcd_restarts:
+        assert counts[stage]["failures"] * 200 <= counts[stage]["requests"], counts[stage]  # at most 0.5 %
+    assert all(c["requests"] > 0 for c in counts.values()), counts
+    assert sum(c["requests"] for c in counts.values()) > 5000, counts
+    new_etcd_root = root / "ca" / "etcd.2" / "root.crt"
+    for member in ETCD_MEMBERS:
+        port = cluster.info["ports"]["etcd-" + member]
+        current = (hosts["cp1.k8s.test"] / "etcd" / "apiserver-etcd-client.crt",
+                   hosts["cp1.k8s.test"] / "etcd" / "apiserver-etcd-client.key")
+        assert not handshake_verifies(old_etcd_root, port, pair=current)  # etcd serves only the new CA's certificate
+        assert not handshake_verifies(new_etcd_root, port, pair=old_etcd_client)  # and refuses the old CA's client
+        assert handshake_verifies(new_etcd_root, port, pair=current)
+    # the controller-manager and the scheduler still lead, on certificates of the new CA
+    renewed = {name: lease_renewed(root, name) for name in ("kube-controller-manager", "kube-scheduler")}
+    time.sleep(12)
+    for name, at in renewed.items():
+        assert lease_renewed(root, name) > at, name
+    # kube-root-ca.crt, published by the restarted controller-manager, holds only the new root
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        published = admin.read_namespaced_config_map("kube-root-ca.crt", "ca-rotation").data["ca.crt"]
+        if published.strip() == (hosts["cp1.k8s.test"] / "ca-bundle.crt").read_text().strip():
+            break
+        time.sleep(1)
+    assert published.strip() == (hosts["cp1.k8s.test"] / "ca-bundle.crt").read_text().strip()
+    # only the components the docs name were restarted
+    assert {name: pid for name, pid in cluster.pids().items() if name not in restarted} == {
+        name: pid for name, pid in pids.items() if name not in restarted}
+    # a rerun changes nothing, and a third generation of etcd may start only now; asking two CAs at once fails
+    proc, recap = run_playbook(root, etcd_ca, cluster.host_vars)
+    assert proc.returncode == 0 and {h: r["changed"] for h, r in recap.items()} == {h: 0 for h in recap}, proc.stdout
+    proc, _recap = run_playbook(root, dict(etcd_ca, kubernetes_pki_etcd_ca_generation=3,
+                                           kubernetes_pki_front_proxy_ca_generation=2), cluster.host_vars, check=True)
+    assert proc.returncode != 0 and "one CA rotates at a time" in proc.stdout, proc.stdout
+
+
+def test_the_report_lists_every_ca_generation_certificate_and_keyring(role_cluster):
+    """playbooks/kubernetes_pki_status.yml, after the rotations above (or on generation 1 when run alone)."""
+    cluster, root, extra = role_cluster
+    generations = {ca: 1 + (root / "ca" / (ca + ".2.rotation.json")).exists() for ca in ("cluster", "etcd")}
+    report = root / "report.md"
+    env_vars = dict(extra, kubernetes_pki_cluster_ca_generation=generations["cluster"],
+                    kubernetes_pki_etcd_ca_generation=generations["etcd"], kubernetes_pki_status_report=str(report))
+    (root / "status-vars.json").write_text(json.dumps(env_vars))
+    before = {p: p.read_bytes() for p in (root / "hosts").rglob("*") if p.is_file()}
+    proc = subprocess.run(["ansible-playbook", str(PLAYBOOK.parent / "kubernetes_pki_status.yml"), "-i",
+                           str(inventory(root, cluster.host_vars)), "-e", "@%s" % (root / "status-vars.json")],
+                          capture_output=True, text=True, check=False,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = {p: p.read_bytes() for p in (root / "hosts").rglob("*") if p.is_file()}
+    assert after == before  # it changed nothing on the hosts
+    text = report.read_text()
+    for ca in ("cluster", "etcd", "front-proxy"):
+        directory = ca + (".2" if generations.get(ca) == 2 else "")
+        assert str(root / "ca" / directory) in text, (directory, text)
+    if generations["cluster"] == 2:
+        assert re.search(r"ca_rotation.*cluster\.2.*done", text), text
+    lines = [line for line in text.splitlines() if "node_certificate" in line]
+    assert len(lines) == 24, text  # every component certificate of every host (the admin's is on the controller)
+    assert all(" ok " in line or "| ok |" in line for line in lines), lines
+    keyrings = [line for line in text.splitlines() if "| keyring" in line or "keyring |" in line]
+    assert len(keyrings) == 2 and all("service-accounts" in line for line in keyrings), text

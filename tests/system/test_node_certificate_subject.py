@@ -112,5 +112,6 @@ def test_both_fact_guards_list_the_same_prefixes():
 
     node_guard = prefixes("roles/node_certificate/tasks/main.yml")
     assert node_guard == prefixes("roles/ca_rotation/tasks/guard.yml")
-    assert node_guard == prefixes("roles/kubernetes_pki/tasks/main.yml")
+    assert node_guard == prefixes("roles/kubernetes_pki/tasks/plan.yml")
+    assert node_guard == prefixes("roles/kubernetes_pki/tasks/rotation.yml")
     assert "|kubernetes_pki|" in node_guard or "|kubernetes_pki)" in node_guard

@@ -264,3 +264,45 @@ def ca_rotation(ctx) -> Dict[str, Any]:
 def states_beside(ca_paths: List[str]) -> List[str]:
     """The state files of rotations to these CAs that exist (rotation_status's default)."""
     return [default_state_path(path) for path in ca_paths if os.path.lexists(default_state_path(path))]
+
+
+def kubernetes_pki_cas(ctx) -> Dict[str, Any]:
+    """Module kubernetes_pki_cas: which directory of each cluster CA signs, from the generations and state files."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import kubernetes
+
+    ca_dir = ctx.params["ca_dir"]
+    generations = {ca: ctx.params["generations"].get(ca, 1) for ca in kubernetes.CAS}
+    unknown = sorted(set(ctx.params["generations"]) - set(kubernetes.CAS))
+    if unknown:
+        raise PKIError(
+            "generations", "names no CA of the cluster: %s" % ", ".join(unknown), "use %s" % ", ".join(kubernetes.CAS)
+        )
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger
+
+    stages = {}
+    for path in kubernetes.ca_state_paths(ca_dir, generations):
+        state = load_state(default_state_path(path), "ca_dir")
+        stages[path] = state.get("stage")
+    decided = kubernetes.ca_generations(ca_dir, generations, stages)
+    rotating = decided["rotating"]
+    if rotating:
+        entry = decided["cas"][rotating]
+        field_name = "kubernetes_pki_%s_ca_generation" % rotating
+        if not os.path.isfile(os.path.join(entry["previous_path"], "ca.crt")):
+            # a rotation starts from the CA in force; a missing one would be made afresh, trusted by nobody
+            raise PKIError(
+                field_name,
+                "generation %d of this CA (%s) does not exist, so there is nothing to rotate from"
+                % (entry["generation"] - 1, entry["previous_path"]),
+                "restore that CA directory from backup, or start a new cluster at generation 1",
+            )
+        if entry["stage"] is None and (read_bytes(os.path.join(entry["path"], ledger.LEDGER), "ca_dir") or b"").strip():
+            # only a rotation past trust_both signs with the new CA: its state file was lost, and starting
+            # over would sign with the old CA again after the hosts may have dropped it
+            raise PKIError(
+                "ca_dir",
+                "%s is missing, but generation %d of this CA already signed certificates"
+                % (default_state_path(entry["path"]), entry["generation"]),
+                "restore the rotation state file from backup (or the CA directory's backup with it)",
+            )
+    return dict(changed=False, **decided)

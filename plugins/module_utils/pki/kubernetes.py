@@ -314,3 +314,94 @@ def plan(settings: Mapping) -> dict:
         "service_ip": service_ip,
         "admin": admin_identity,
     }
+
+
+# Directory names of the three CAs under kubernetes_pki_ca_dir (generation 1; later ones get ".<n>").
+CA_LABELS = {"cluster": "cluster", "etcd": "etcd", "front_proxy": "front-proxy"}
+
+
+def ca_directory(ca_dir: str, ca: str, generation: int) -> str:
+    """Where generation ``generation`` of CA ``ca`` lives: <ca_dir>/<label> for the first, <label>.<n> after."""
+    label = CA_LABELS[ca]
+    return "%s/%s" % (ca_dir.rstrip("/"), label if generation == 1 else "%s.%d" % (label, generation))
+
+
+def generation_of(ca: str, value) -> int:
+    field_name = "kubernetes_pki_%s_ca_generation" % ca
+    try:
+        generation = int(str(value).strip())
+    except ValueError:
+        generation = 0
+    if isinstance(value, bool) or generation < 1 or generation > 9999:
+        raise PKIError(
+            field_name,
+            "%r is not a generation (a whole number from 1)" % (value,),
+            "start at 1; raise it by one to rotate that CA",
+        )
+    return generation
+
+
+def ca_state_paths(ca_dir: str, generations: Mapping) -> List[str]:
+    """The CA directories whose rotation state ``ca_generations`` needs (generation - 1, itself and + 1)."""
+    wanted = []
+    for ca in CAS:
+        generation = generation_of(ca, generations.get(ca, 1))
+        wanted += [ca_directory(ca_dir, ca, g) for g in (generation - 1, generation, generation + 1) if g >= 2]
+    return wanted
+
+
+def ca_generations(ca_dir: str, generations: Mapping, stages: Mapping) -> dict:
+    """Which directory of each CA signs and whether it is being rotated, or a PKIError naming the variable.
+
+    ``generations`` is what the inventory asks for each CA; ``stages`` maps each directory of
+    ``ca_state_paths`` to the stage its rotation state records (None when it has none). Raising a CA's
+    generation by one starts its rotation from the previous directory (trust both, switch, drop the
+    old root, each gated by the ca_rotation module); the generation is done when that rotation is.
+    Generations never go back, move one step at a time, and only one CA rotates at a time.
+    """
+    out: Dict[str, dict] = {}
+    rotating: List[str] = []
+    for ca in CAS:
+        field_name = "kubernetes_pki_%s_ca_generation" % ca
+        generation = generation_of(ca, generations.get(ca, 1))
+        path = ca_directory(ca_dir, ca, generation)
+        later = stages.get(ca_directory(ca_dir, ca, generation + 1))
+        if later is not None:
+            raise PKIError(
+                field_name,
+                "generation %d of the %s CA was already started (%s, at %s); a CA never goes back to an older one"
+                % (generation + 1, CA_LABELS[ca], ca_directory(ca_dir, ca, generation + 1), later),
+                "set it to %d" % (generation + 1),
+            )
+        stage = stages.get(path) if generation >= 2 else None
+        entry = {"generation": generation, "path": path, "previous_path": None, "rotating": False, "stage": stage}
+        if generation >= 2 and stage != "done":
+            if generation >= 3 and stages.get(ca_directory(ca_dir, ca, generation - 1)) != "done":
+                raise PKIError(
+                    field_name,
+                    "generation %d of the %s CA was never finished (its rotation is %s); a CA rotates one "
+                    "generation at a time"
+                    % (
+                        generation - 1,
+                        CA_LABELS[ca],
+                        "at " + str(stages.get(ca_directory(ca_dir, ca, generation - 1)))
+                        if stages.get(ca_directory(ca_dir, ca, generation - 1))
+                        else "not started",
+                    ),
+                    "set it to %d and run until that rotation is done" % (generation - 1),
+                )
+            entry.update(previous_path=ca_directory(ca_dir, ca, generation - 1), rotating=True)
+            rotating.append(ca)
+        out[ca] = entry
+    if len(rotating) > 1:
+        # the one already under way keeps going; the other is refused
+        first = next((ca for ca in rotating if out[ca]["stage"] is not None), rotating[0])
+        other = next(ca for ca in rotating if ca != first)
+        raise PKIError(
+            "kubernetes_pki_%s_ca_generation" % other,
+            "a rotation of the %s CA was asked while one of the %s CA is %s; one CA rotates at a time (each needs "
+            "its own restarts)"
+            % (CA_LABELS[other], CA_LABELS[first], "at " + out[first]["stage"] if out[first]["stage"] else "asked too"),
+            "set it back to %d until the %s CA's rotation is done" % (out[other]["generation"] - 1, CA_LABELS[first]),
+        )
+    return {"cas": out, "rotating": rotating[0] if rotating else None}
