@@ -171,7 +171,7 @@ class RoleCluster(harness.ControlPlane):
                 "--secure-port=%d" % port, "--etcd-servers=%s" % etcd_url,
                 "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
                 # behind a load balancer: on SIGTERM, fail /readyz first and keep serving while it drains
-                "--shutdown-delay-duration=2s",
+                "--shutdown-delay-duration=5s",
                 "--allow-privileged=false", "--profiling=false", "--v=1"] + pki_args(self.root, host, "kube-apiserver"),
                 lambda address=address, port=port: self.https_status(
                     port, "/readyz", admin / "ca-bundle.crt", (admin / "admin.crt", admin / "admin.key"),
