@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the collection. Usage: scripts/test.sh [stage...]
 # Stages (all by default, in this order): lint engine sanity units integration kubernetes molecule
-# Stage kubernetes starts tests/k8s/test_kubernetes_pki.py in the background; it is collected after the last stage.
 # lint, engine, sanity and units run scripts/tier.sh (the same commands as `nox`, see CONTRIBUTING.md);
 # integration, kubernetes and molecule need root (network namespaces, apt packages, Go).
 set -euo pipefail
@@ -46,31 +45,9 @@ stage_kubernetes() {
   fi
   python tests/k8s/harness.py build
   (cd tests/k8s/build/cert-manager && go vet ./...)
-  # test_kubernetes_pki.py starts its own control plane on the role's certificates and mostly waits on
-  # playbook runs and rolling restarts: it runs in the background, beside the shared control plane's tests
-  # (and molecule), in its own process group and temporary directory, and is collected last.
-  pki_tmp=$(mktemp -d /tmp/sbd-pki-k8s-pki.XXXXXX)
-  # shellcheck disable=SC2016  # $1 expands in the inner shell
-  setsid bash -c 'python -m pytest -q -p no:cacheprovider --basetemp="$1/pytest" tests/k8s/test_kubernetes_pki.py \
-    >"$1/log" 2>&1; echo $? >"$1/rc"' _ "$pki_tmp" &
-  pki_pid=$!
-  pki_started=$SECONDS
   local state
   state=$(mktemp -u /tmp/sbd-pki-k8s-ci.XXXXXX)
-  python tests/k8s/harness.py --dir "$state" run -- python -m pytest -q -p no:cacheprovider tests/k8s \
-    --ignore=tests/k8s/test_kubernetes_pki.py
-}
-
-# The background half of stage kubernetes (see above): its output, and its result.
-stage_kubernetes_pki() {
-  wait "$pki_pid" || true
-  pki_pid=""
-  cat "$pki_tmp/log"
-  log "test_kubernetes_pki.py took $((SECONDS - pki_started))s (in the background)"
-  local rc
-  rc=$(cat "$pki_tmp/rc" 2>/dev/null || echo 1)
-  rm -rf "$pki_tmp"
-  return "$rc"
+  python tests/k8s/harness.py --dir "$state" run -- python -m pytest -q -p no:cacheprovider tests/k8s
 }
 
 stage_molecule() {
@@ -81,22 +58,15 @@ stage_molecule() {
 # The control plane's Go build takes minutes and mostly waits on the compiler while the Python
 # stages mostly wait on single processes: start it now, collect it in stage_kubernetes.
 prebuild_pid=""
-pki_pid=""
-pki_tmp=""
-pki_started=0
 prebuild_log="$SBD_PKI_CACHE/k8s-prebuild.log"
 if [[ " ${stages[*]} " == *" kubernetes "* ]]; then
   (cd "$SBD_COLLECTION" && python tests/k8s/harness.py build) >"$prebuild_log" 2>&1 &
   prebuild_pid=$!
+  trap 'kill "$prebuild_pid" 2>/dev/null || true' EXIT
 fi
-# whatever happens, no background build or test outlives this script
-trap '[[ -z "$prebuild_pid" ]] || kill "$prebuild_pid" 2>/dev/null; [[ -z "$pki_pid" ]] || kill -- "-$pki_pid" 2>/dev/null; true' EXIT
 
 for stage in "${stages[@]}"; do
   run_stage "$stage"
 done
-if [[ -n "$pki_pid" ]]; then
-  run_stage kubernetes_pki
-fi
 log "summary ($(( $(date +%s) - started ))s)"
 printf '%s\n' "${summary[@]}"

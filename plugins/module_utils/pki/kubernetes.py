@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -405,3 +406,126 @@ def ca_generations(ca_dir: str, generations: Mapping, stages: Mapping) -> dict:
             "set it back to %d until the %s CA's rotation is done" % (out[other]["generation"] - 1, CA_LABELS[first]),
         )
     return {"cas": out, "rotating": rotating[0] if rotating else None}
+
+
+# The files kubernetes_pki writes beside the certificates: a kubeconfig per client identity and, per
+# component, its certificate flags as one environment variable (EnvironmentFile= of a systemd unit). systemd
+# splits ${VAR}... on whitespace and takes the words as they are, so a flag with whitespace, a quote, a dollar
+# or a backslash would reach the component altered without an error: such a flag is refused.
+_FLAG = re.compile(r"--[a-z0-9][a-z0-9-]*(=[A-Za-z0-9._:/=,+@%-]*)?")
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
+CONFIG_HEADER = "# Written by securebydefault.pki (role kubernetes_pki); a change here is undone by its next run.\n"
+
+
+def _config_name(value: str, field: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value) or value == "pki-flags":
+        raise PKIError(
+            field, "%r is not a plain file name (or is pki-flags)" % (value,), "use letters, digits, '.', '_' and '-'"
+        )
+    return value
+
+
+def kubeconfig_text(cluster_name: str, server: str, pki_dir: str, user: str, certificate: str, host: str = "") -> str:
+    """A kubeconfig naming the identity's files in ``pki_dir`` (the CA bundle, <certificate>-fullchain.crt, .key).
+
+    Every value is written as a JSON string (JSON is YAML), so no name can change the document's structure.
+    """
+    if not re.fullmatch(r"https://[^\s/]+(/\S*)?", server or ""):
+        raise PKIError("server", "%r is not an https:// URL" % (server,), "give the apiserver's https:// URL")
+    for field, value in (
+        ("cluster_name", cluster_name),
+        ("server", server),
+        ("pki_dir", pki_dir),
+        ("user", user),
+        ("host", host),
+    ):
+        # printable ASCII only: YAML readers refuse the escapes json.dumps writes for other characters, and a
+        # raw line separator (U+2028, NEL) would end the comment line
+        if not isinstance(value, str) or not all(" " <= char <= "~" for char in value):
+            raise PKIError(field, "%r holds characters other than printable ASCII" % (value,), "use ASCII names")
+    q = json.dumps
+    lines = [
+        CONFIG_HEADER.rstrip("\n"),
+        # names quoted here too: a line break in one would end the comment
+        "# The %s identity%s: its key was made on this host." % (q(user), " of " + q(host) if host else ""),
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        "  - name: %s" % q(cluster_name),
+        "    cluster:",
+        "      server: %s" % q(server),
+        "      certificate-authority: %s" % q(pki_dir + "/ca-bundle.crt"),
+        "users:",
+        "  - name: %s" % q(user),
+        "    user:",
+        "      client-certificate: %s" % q("%s/%s-fullchain.crt" % (pki_dir, certificate)),
+        "      client-key: %s" % q("%s/%s.key" % (pki_dir, certificate)),
+        "contexts:",
+        "  - name: %s" % q(user),
+        "    context:",
+        "      cluster: %s" % q(cluster_name),
+        "      user: %s" % q(user),
+        "current-context: %s" % q(user),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def flags_env_text(component: str, variable: str, flags: Sequence[str], field: str = "flags") -> str:
+    """``VARIABLE='--a=1 --b=2'``: the certificate flags of one component, for EnvironmentFile=."""
+    if not isinstance(variable, str) or not _VARIABLE.fullmatch(variable):
+        raise PKIError(
+            field + ".variable",
+            "%r is not an environment variable name" % (variable,),
+            "use capital letters, digits and '_'",
+        )
+    for index, flag in enumerate(flags):
+        if not isinstance(flag, str) or not _FLAG.fullmatch(flag):
+            raise PKIError(
+                "%s.flags[%d]" % (field, index),
+                "%r is not a flag of the form --name=value without whitespace, quotes, '$' or '\\'" % (flag,),
+                "use paths and values of letters, digits and . _ / : = , + @ %% - only (a systemd unit splits "
+                "the variable on whitespace and does not unquote)",
+            )
+    usage = "# The certificate flags of %s (e.g. EnvironmentFile= of its systemd unit, then ExecStart=... $%s).\n"
+    return CONFIG_HEADER + usage % (component, variable) + "%s='%s'\n" % (variable, " ".join(flags))
+
+
+def config_files(params: Mapping) -> List[tuple]:
+    """[(path, mode, text)] of one host's kubeconfigs and flag files, every input checked first."""
+    config_dir, pki_dir = params["config_dir"], params["pki_dir"]
+    for field, value in (("config_dir", config_dir), ("pki_dir", pki_dir)):
+        if not isinstance(value, str) or not value.startswith("/") or "/../" in value + "/" or "\n" in value:
+            raise PKIError(field, "%r is not an absolute path" % (value,), "give an absolute path without '..'")
+        if params.get("flags") and not re.fullmatch(r"/[A-Za-z0-9._/-]+", value):
+            raise PKIError(
+                field,
+                "%r holds characters other than letters, digits and . _ / -" % (value,),
+                "choose such a path (component flags hold it unquoted)",
+            )
+    config_dir, pki_dir = config_dir.rstrip("/") or "/", pki_dir.rstrip("/") or "/"
+    out = []
+    seen = set()
+    for index, entry in enumerate(params.get("kubeconfigs") or []):
+        field = "kubeconfigs[%d]" % index
+        name = _config_name(entry.get("file"), field + ".file")
+        certificate = _config_name(entry.get("certificate"), field + ".certificate")
+        user = entry.get("user")
+        if not isinstance(user, str) or not user:
+            raise PKIError(field + ".user", "is empty", "name the identity (e.g. system:kube-scheduler)")
+        path = config_dir + "/" + name
+        if path in seen:
+            raise PKIError(field + ".file", "%s is written twice" % path, "give each kubeconfig its own file")
+        seen.add(path)
+        text = kubeconfig_text(
+            params["cluster_name"], params["server"], pki_dir, user, certificate, params.get("host") or ""
+        )
+        out.append((path, 0o600, text))
+    for index, entry in enumerate(params.get("flags") or []):
+        field = "flags[%d]" % index
+        name = _config_name(entry.get("name"), field + ".name")
+        path = "%s/pki-flags/%s.env" % (config_dir, name)
+        if path in seen:
+            raise PKIError(field + ".name", "%s is written twice" % path, "give each component its own name")
+        seen.add(path)
+        out.append((path, 0o644, flags_env_text(name, entry.get("variable"), list(entry.get("flags") or []), field)))
+    return out
