@@ -45,6 +45,7 @@ stage_kubernetes() {
   fi
   python tests/k8s/harness.py build
   (cd tests/k8s/build/cert-manager && go vet ./...)
+  (cd tests/k8s/build/trust-manager && go vet ./...)
   local state
   state=$(mktemp -u /tmp/sbd-pki-k8s-ci.XXXXXX)
   python tests/k8s/harness.py --dir "$state" run -- python -m pytest -q -p no:cacheprovider tests/k8s

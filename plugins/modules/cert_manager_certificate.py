@@ -286,7 +286,9 @@ spec:
     renewBefore: 16h
     privateKey: {algorithm: ECDSA, size: 256, rotationPolicy: Always, encoding: PKCS1}
 ready:
-  description: Whether the Certificate is Ready for its current generation.
+  description:
+    - Whether the Certificate is Ready for its current generation and cert-manager has recorded its issuance
+      (C(status.revision)); O(wait) waits for both.
   returned: state is present
   type: bool
   sample: true

@@ -78,7 +78,9 @@ certificates:
     - {name: api, namespace: prod, changed: true, ready: true, revision: 1, secret_name: api,
        password_secrets_created: []}
 ready:
-  description: Whether every Certificate (not deleted) is Ready.
+  description:
+    - Whether every Certificate (not deleted) is Ready for its current generation with its issuance recorded
+      (C(status.revision)).
   returned: always
   type: bool
   sample: true

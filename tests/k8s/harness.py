@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A real Kubernetes control plane for the collection's tests.
 
-etcd, kube-apiserver and a cert-manager controller, built from Go modules
+etcd, kube-apiserver, a cert-manager controller and trust-manager, built from Go modules
 (tests/k8s/build/*), cached by version outside the repository, started on
 127.0.0.1 only with certificates made here, and stopped without leftovers.
 
@@ -46,6 +46,7 @@ VERSIONS = {
     "kube-controller-manager": KUBERNETES,
     "kube-scheduler": KUBERNETES,
     "cert-manager": "v1.21.2",
+    "trust-manager": "v0.25.0",
 }
 # The build module (a directory of tests/k8s/build) and the Go package of each binary.
 PACKAGES = {
@@ -54,10 +55,15 @@ PACKAGES = {
     "kube-controller-manager": ("kubernetes", "k8s.io/kubernetes/cmd/kube-controller-manager"),
     "kube-scheduler": ("kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler"),
     "cert-manager": ("cert-manager", "."),
+    "trust-manager": ("trust-manager", "."),
 }
 # What the shared control plane (ControlPlane) runs; the others start only where a test asks for them.
-SHARED_PLANE = ("etcd", "kube-apiserver", "cert-manager")
+SHARED_PLANE = ("etcd", "kube-apiserver", "cert-manager", "trust-manager")
 CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
+TRUST_MANAGER_MODULE = "github.com/cert-manager/trust-manager"
+# trust-manager v0.25 reconciles Bundle (trust.cert-manager.io/v1alpha1); its ClusterBundle CRD has no controller yet.
+TRUST_MANAGER_CRDS = ("trust.cert-manager.io_bundles.yaml",)
+TRUST_WEBHOOK_PATH = "/validate-trust-cert-manager-io-v1alpha1-bundle"
 BUILD_DIR = Path(__file__).resolve().parent / "build"
 DEFAULT_STATE = Path(os.environ.get("SBD_PKI_K8S_STATE", "/tmp/sbd-pki-k8s"))
 LOOPBACK = "127.0.0.1"
@@ -110,6 +116,10 @@ def crd_dir() -> Path:
     return cache_root() / ("cert-manager-crds-%s" % VERSIONS["cert-manager"])
 
 
+def trust_crd_dir() -> Path:
+    return cache_root() / ("trust-manager-crds-%s" % VERSIONS["trust-manager"])
+
+
 def go_env() -> dict:
     env = dict(os.environ)
     env["GOFLAGS"] = "-mod=readonly -buildvcs=false"
@@ -156,17 +166,20 @@ def build(component: str, out=sys.stderr) -> Path:
     return target
 
 
-def fetch_crds() -> Path:
-    """Copy cert-manager's CRDs out of its Go module (the version the controller is built from)."""
-    target = crd_dir()
+def fetch_crds(component: str = "cert-manager") -> Path:
+    """Copy a controller's CRDs out of its Go module (the version the controller is built from)."""
+    target, module = (crd_dir(), CERT_MANAGER_MODULE) if component == "cert-manager" else (
+        trust_crd_dir(), TRUST_MANAGER_MODULE)
     if target.is_dir():
         return target
-    result = subprocess.run(["go", "list", "-m", "-json", CERT_MANAGER_MODULE], cwd=BUILD_DIR / "cert-manager",
+    result = subprocess.run(["go", "list", "-m", "-json", module], cwd=BUILD_DIR / component,
                             env=go_env(), capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise HarnessError("cannot locate the %s module: %s" % (CERT_MANAGER_MODULE, result.stderr.strip()))
+        raise HarnessError("cannot locate the %s module: %s" % (module, result.stderr.strip()))
     source = Path(json.loads(result.stdout)["Dir"]) / "deploy" / "crds"
     files = sorted(source.glob("*.yaml"))
+    if component == "trust-manager":
+        files = [path for path in files if path.name in TRUST_MANAGER_CRDS]
     if not files:
         raise HarnessError("no CRDs found in %s" % source)
     partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=".crds-"))
@@ -179,6 +192,7 @@ def fetch_crds() -> Path:
 def build_all(out=sys.stderr, components=tuple(VERSIONS)) -> dict:
     binaries = {name: build(name, out) for name in components}
     fetch_crds()
+    fetch_crds("trust-manager")
     return binaries
 
 
@@ -256,6 +270,8 @@ def _pki(state: Path) -> dict:
     # Both clients are cluster admins: this is a test control plane, not a model of RBAC.
     issue("admin", "sbd-pki-admin", organization="system:masters", client=True)
     issue("cert-manager", "cert-manager", organization="system:masters", client=True)
+    issue("trust-manager", "trust-manager", organization="system:masters", client=True)
+    issue("trust-manager-webhook", "trust-manager", dns=["localhost"], ips=[LOOPBACK], server=True)
 
     sa_key = ec.generate_private_key(ec.SECP256R1())
     files["sa.key"] = write_key("sa", sa_key)
@@ -406,7 +422,9 @@ class ControlPlane:
     def _start(self, binaries, crds, timeout, out, cert_manager=True):
         started = time.monotonic()
         files = _pki(self.state)
-        ports = {"etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port(), "cert-manager": free_port()}
+        ports = {"etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port(), "cert-manager": free_port(),
+                 "trust-manager": free_port(), "trust-manager-webhook": free_port(),
+                 "trust-manager-metrics": free_port()}
         self.info = {"ports": ports, "pids": {}, "kubeconfig": str(self.kubeconfig),
                      "versions": VERSIONS, "state": str(self.state)}
         self._save()
@@ -467,6 +485,48 @@ class ControlPlane:
         self._wait("cert-manager", lambda: self._http_ok(ports["cert-manager"], "/healthz"), started + timeout)
         print("cert-manager ready (healthz http://%s:%d/healthz); up in %.1f s"
               % (LOOPBACK, ports["cert-manager"], time.monotonic() - started), file=out, flush=True)
+        self._start_trust_manager(binaries, files, api_url, started + timeout, out)
+
+    def _start_trust_manager(self, binaries, files, api_url, deadline, out):
+        """trust-manager's Bundle controller with secret targets on, its trust namespace cert-manager's, and its
+        validating webhook registered with the API server (by URL on loopback, as the chart does by Service)."""
+        ports, pki = self.info["ports"], self.state / "pki"
+        self._install_crds(trust_crd_dir(), deadline)
+        tls = self.state / "trust-manager-tls"
+        tls.mkdir(mode=0o700)
+        shutil.copyfile(pki / "trust-manager-webhook.crt", tls / "tls.crt")
+        shutil.copyfile(pki / "trust-manager-webhook.key", tls / "tls.key")
+        _kubeconfig(self.state / "trust-manager.kubeconfig", api_url, files, "trust-manager")
+        # every listener on loopback (--bind-address: build/trust-manager/main.go; upstream binds two to 0.0.0.0)
+        self._spawn("trust-manager", [
+            str(binaries["trust-manager"]), "--kubeconfig=%s" % (self.state / "trust-manager.kubeconfig"),
+            "--trust-namespace=%s" % CERT_MANAGER_NAMESPACE, "--secret-targets-enabled=true",
+            "--leader-elect=false", "--readiness-probe-port=%d" % ports["trust-manager"],
+            "--metrics-port=%d" % ports["trust-manager-metrics"],
+            "--bind-address=%s" % LOOPBACK, "--webhook-port=%d" % ports["trust-manager-webhook"],
+            "--webhook-certificate-dir=%s" % tls, "--log-level=2",
+        ])
+        self._wait("trust-manager", lambda: self._http_ok(ports["trust-manager"], "/readyz"), deadline)
+        ca_bundle = base64.b64encode(Path(files["ca.crt"]).read_bytes()).decode()
+        status, reply = self._api("POST", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", {
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "trust-manager"},
+            "webhooks": [{
+                "name": "trust.cert-manager.io",
+                "rules": [{"apiGroups": ["trust.cert-manager.io"], "apiVersions": ["v1alpha1"],
+                           "operations": ["CREATE", "UPDATE"], "resources": ["bundles"]}],
+                "admissionReviewVersions": ["v1"], "timeoutSeconds": 5, "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "clientConfig": {
+                    "url": "https://%s:%d%s" % (LOOPBACK, ports["trust-manager-webhook"], TRUST_WEBHOOK_PATH),
+                    "caBundle": ca_bundle,
+                },
+            }],
+        })
+        if status not in (200, 201):
+            raise HarnessError("registering trust-manager's webhook failed: HTTP %d %s" % (status, reply[:500]))
+        print("trust-manager ready (readyz http://%s:%d/readyz, webhook https://%s:%d)"
+              % (LOOPBACK, ports["trust-manager"], LOOPBACK, ports["trust-manager-webhook"]), file=out, flush=True)
 
     def _save(self) -> None:
         tmp = self.state_file.with_suffix(".tmp")
@@ -668,6 +728,7 @@ def main(argv=None) -> int:
             for name, path in build_all().items():
                 print("%s %s: %s" % (name, VERSIONS[name], path))
             print("cert-manager CRDs: %s" % crd_dir())
+            print("trust-manager CRDs: %s" % trust_crd_dir())
             return 0
         if args.command == "status":
             return _status(ControlPlane(args.dir))

@@ -80,6 +80,7 @@ def test_cert_manager_ca_rotation(api_client, control_plane, run_module, namespa
              "ca_rotation_new_ca": {"common_name": "zone CA 2", "encrypt_key": False, "intermediate": True,
                                     "permitted_dns": ["svc.cluster.local"]},
              "ca_rotation_switch_after": "0", "ca_rotation_drop_after": "0", "ca_rotation_rounds": 1,
+             "ca_rotation_trust_distribution": "configmap",  # trust-manager's Bundle: test_trust_rotation.py
              "ca_rotation_cert_manager": [{"namespace": namespace, "issuer": "zone", "ca_secret": "zone-ca"}]}
 
     # 1. trust both: pods' bundle holds both roots; nothing re-issued yet

@@ -132,11 +132,13 @@ def test_cert_manager_issues_the_seed_chain(control_plane, api_client, namespace
 
 def test_nothing_listens_beyond_loopback(control_plane):
     pids = control_plane.pids()
-    assert set(pids) == {"etcd", "kube-apiserver", "cert-manager"}
+    assert set(pids) == {"etcd", "kube-apiserver", "cert-manager", "trust-manager"}
     listening = harness.listening_addresses(pids.values())
     ports = {entry[2] for entry in listening}
     state = json.loads(control_plane.state_file.read_text())
     assert state["ports"]["apiserver"] in ports and state["ports"]["etcd"] in ports
+    # trust-manager's three listeners (upstream binds two of them to 0.0.0.0; the harness build does not)
+    assert {state["ports"][k] for k in ("trust-manager", "trust-manager-webhook", "trust-manager-metrics")} <= ports
     for pid, address, port in listening:
         assert ipaddress.ip_address(address) in ipaddress.ip_network("127.0.0.0/8"), (pid, address, port)
 
@@ -172,7 +174,7 @@ def test_interrupted_run_leaves_nothing(tmp_path, sig):
     _wait_for_file(ready, proc)
     info = json.loads((state / "state.json").read_text())
     pids = list(info["pids"].values())
-    assert len(pids) == 3 and all(harness._alive(pid) for pid in pids)  # pylint: disable=protected-access
+    assert len(pids) == 4 and all(harness._alive(pid) for pid in pids)  # pylint: disable=protected-access
     proc.send_signal(sig)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 130, output

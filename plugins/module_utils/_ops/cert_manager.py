@@ -199,7 +199,7 @@ def _apply(ctx, plan: _Plan, params: Dict) -> Tuple[Dict, Optional[Dict]]:
 def _finish(result: Dict, after: Optional[Dict]) -> Dict:
     result.update(
         certificate=without_managed_fields(after),
-        ready=cm.is_ready(after),
+        ready=cm.is_issued(after),
         revision=((after or {}).get("status") or {}).get("revision"),
     )
     return result
@@ -213,8 +213,8 @@ def ensure_certificate(ctx) -> Dict:
         return delete_object(ctx, "certificates", namespace, cm.check_k8s_name(params["name"], "name"))
     plan = _plan(ctx, params)
     result, after = _apply(ctx, plan, params)
-    if params["wait"] and not ctx.check_mode and not cm.is_ready(after):
-        done, after = ctx.kube.wait(plan.path, cm.is_ready, params["wait_timeout"])
+    if params["wait"] and not ctx.check_mode and not cm.is_issued(after):
+        done, after = ctx.kube.wait(plan.path, cm.is_issued, params["wait_timeout"])
         if not done:
             exc = PKIError(
                 "wait_timeout",
@@ -314,14 +314,14 @@ def ensure_certificates(ctx) -> Dict:
         results.append(result)
         afters.append(after)
     waiting = [
-        i for i, plan in enumerate(plans) if plan is not None and not ctx.check_mode and not cm.is_ready(afters[i])
+        i for i, plan in enumerate(plans) if plan is not None and not ctx.check_mode and not cm.is_issued(afters[i])
     ]
     if params["wait"] and waiting:
         afters = _wait_all(kube, items, afters, waiting, params["wait_timeout"])
     for index, plan in enumerate(plans):
         if plan is not None:
             _finish(results[index], afters[index])
-    late = [i for i in waiting if not cm.is_ready(afters[i])] if params["wait"] else []
+    late = [i for i in waiting if not cm.is_issued(afters[i])] if params["wait"] else []
     summary = dict(
         changed=any(r["changed"] for r in results),
         certificates=results,
@@ -366,7 +366,7 @@ def _wait_all(
             by_name = {(o.get("metadata") or {}).get("name"): o for o in (listing or {}).get("items") or []}
             for i in mine:
                 afters[i] = by_name.get(items[i]["name"], afters[i])
-            return all(cm.is_ready(afters[i]) for i in mine)
+            return all(cm.is_issued(afters[i]) for i in mine)
 
         kube.wait(
             namespaced_path(cm.API_VERSION, "certificates", namespace),
@@ -628,18 +628,33 @@ def reissue(ctx) -> Dict:
     namespace = cm.check_k8s_name(params["namespace"], "namespace")
     # the CA's issuing certificate and its root: leaves of a per-issuer intermediate chain to the root
     issuer = [load_certificate(pem, "ca_path") for pem in read_public(params["ca_path"], "ca_path")]
+    return reissue_under(
+        ctx,
+        namespace,
+        (params["issuer_name"], params["issuer_kind"]),
+        issuer,
+        params["bundle_configmap"],
+        params["wait_timeout"],
+    )
+
+
+def reissue_under(
+    ctx, namespace: str, issuer_ref: Tuple[str, str], issuer, bundle_configmap: Optional[str], wait_timeout: int
+) -> Dict:
+    """Re-issue every Certificate of ``issuer_ref`` (name, kind) whose Secret does not chain to ``issuer`` (the CA's
+    certificates); wait for each. Check mode: only report. The evidence: each Secret's certificate and the bundle."""
     kube = ctx.kube
     kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
     listing = kube.get(namespaced_path(cm.API_VERSION, "certificates", namespace)) or {}
     bundle = ""
-    if params["bundle_configmap"]:
-        configmap = kube.get(namespaced_path("v1", "configmaps", namespace, params["bundle_configmap"])) or {}
+    if bundle_configmap:
+        configmap = kube.get(namespaced_path("v1", "configmaps", namespace, bundle_configmap)) or {}
         bundle = (configmap.get("data") or {}).get("ca.crt", "")
     mine = [
         c
         for c in listing.get("items") or []
-        if (c.get("spec") or {}).get("issuerRef", {}).get("name") == params["issuer_name"]
-        and (c.get("spec") or {}).get("issuerRef", {}).get("kind", "Issuer") == params["issuer_kind"]
+        if (c.get("spec") or {}).get("issuerRef", {}).get("name") == issuer_ref[0]
+        and (c.get("spec") or {}).get("issuerRef", {}).get("kind", "Issuer") == issuer_ref[1]
     ]
     pems = {c["metadata"]["name"]: tls_crt(kube, namespace, c["spec"]["secretName"]) for c in mine}
     due = [c for c in mine if not signed_by(pems[c["metadata"]["name"]], issuer)]
@@ -653,7 +668,7 @@ def reissue(ctx) -> Dict:
             cm.request_issuing(kube, path, cert, "Re-issued by securebydefault.pki after a CA switch")
         for cert, entry in zip(mine, report):
             if entry["reissued"]:
-                entry["revision"] = wait_reissued(ctx, cert, issuer, pems)
+                entry["revision"] = wait_reissued(ctx, cert, issuer, pems, issuer_ref[0], wait_timeout)
     evidence = [
         {
             "host": "k8s:%s/%s" % (namespace, c["metadata"]["name"]),
@@ -667,9 +682,9 @@ def reissue(ctx) -> Dict:
     )
 
 
-def wait_reissued(ctx, cert: Dict, issuer, pems: Dict[str, str]) -> Optional[int]:
+def wait_reissued(ctx, cert: Dict, issuer, pems: Dict[str, str], issuer_name: str, wait_timeout: int) -> Optional[int]:
     """Wait until ``cert`` is Ready at a higher revision and its Secret is signed by ``issuer``; its revision."""
-    params, kube = ctx.params, ctx.kube
+    kube = ctx.kube
     namespace, name = cert["metadata"]["namespace"], cert["metadata"]["name"]
     old = revision_of(cert)
 
@@ -679,13 +694,11 @@ def wait_reissued(ctx, cert: Dict, issuer, pems: Dict[str, str]) -> Optional[int
         pems[name] = tls_crt(kube, namespace, obj["spec"]["secretName"])  # kept for the evidence
         return signed_by(pems[name], issuer)
 
-    done, now = kube.wait(
-        namespaced_path(cm.API_VERSION, "certificates", namespace, name), reissued, params["wait_timeout"]
-    )
+    done, now = kube.wait(namespaced_path(cm.API_VERSION, "certificates", namespace, name), reissued, wait_timeout)
     if not done:
         raise PKIError(
             "wait_timeout",
-            "Certificate %s/%s was not re-issued by the new CA within %ss" % (namespace, name, params["wait_timeout"]),
-            "check that issuer %s uses the new CA Secret and is Ready" % params["issuer_name"],
+            "Certificate %s/%s was not re-issued by the new CA within %ss" % (namespace, name, wait_timeout),
+            "check that issuer %s uses the new CA Secret and is Ready" % issuer_name,
         )
     return (now.get("status") or {}).get("revision")

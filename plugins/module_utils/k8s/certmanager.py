@@ -89,7 +89,7 @@ def format_seconds(seconds: float) -> str:
 
 
 def check_k8s_name(value: str, field: str) -> str:
-    if not value or not _K8S_NAME.match(value):
+    if not value or not _K8S_NAME.fullmatch(value):
         raise PKIError(field, "%r is not a valid Kubernetes object name" % value,
                        "use lower-case letters, digits, '-' and '.', starting and ending alphanumeric")
     return value
@@ -302,6 +302,15 @@ def is_ready(obj: Optional[Dict]) -> bool:
     generation = obj.get("metadata", {}).get("generation")
     observed = cond.get("observedGeneration")
     return observed is None or generation is None or observed >= generation
+
+
+def is_issued(obj: Optional[Dict]) -> bool:
+    """A Certificate Ready for its current generation whose issuance is recorded (status.revision).
+
+    cert-manager's readiness controller may set Ready from a new Secret a moment before its issuing controller
+    writes the revision; until then the Certificate is not done (seen under load in CI: Ready, revision None).
+    """
+    return is_ready(obj) and bool(((obj or {}).get("status") or {}).get("revision"))
 
 
 def request_issuing(kube, path: str, obj: Dict, message: str) -> None:

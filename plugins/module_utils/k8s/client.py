@@ -184,8 +184,8 @@ class Kube:
         if status == 404 or plural not in plurals:
             raise PKIError("kubeconfig", "%s (%s %s) is not served by the API server at %s: its CRDs are not "
                            "installed" % (what, group_version, plural, self.host),
-                           "install cert-manager (its CRDs) in this cluster first, or point kubeconfig at the "
-                           "cluster that has it")
+                           "install %s (its CRDs) in this cluster first, or point kubeconfig at the cluster that "
+                           "has it" % what)
         self.check(status, obj, "discover", "/apis/" + group_version, field="kubeconfig")
 
     def apply(self, path: str, body: Dict, field_manager: str, dry_run: bool, force: bool,

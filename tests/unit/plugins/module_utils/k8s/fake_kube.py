@@ -133,6 +133,14 @@ class FakeKube(Kube):
                 return injection.status, json.dumps({"kind": "Status", "code": injection.status,
                                                      "message": "injected HTTP %d" % injection.status}).encode()
         status, obj = self._serve(method, path, body, dry_run)
+        if method == "GET" and status == 200 and query.get("labelSelector") and "items" in (obj or {}):
+            wanted = dict(pair.split("=", 1) for pair in query["labelSelector"].split(","))
+            obj["items"] = [item for item in obj["items"] if all(
+                ((item.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in wanted.items())]
+        if method == "GET" and status == 200 and query.get("fieldSelector") and "items" in (obj or {}):
+            field, value = query["fieldSelector"].split("=", 1)
+            assert field == "metadata.name", field
+            obj["items"] = [item for item in obj["items"] if (item.get("metadata") or {}).get("name") == value]
         return status, json.dumps(obj).encode() if obj is not None else b""
 
     def _serve(self, method, path, body, dry_run):
@@ -195,7 +203,11 @@ class FakeKube(Kube):
             if path == "/apis/" + group_version:
                 return 200, {"kind": "APIResourceList", "resources": [{"name": p} for p in plurals]}
         items = [copy.deepcopy(obj) for key, obj in sorted(self.objects.items()) if key.rsplit("/", 1)[0] == path]
-        if items or path.endswith(("/certificates", "/secrets", "/configmaps")):
+        if path in ("/api/v1/configmaps", "/api/v1/secrets"):  # across namespaces
+            kind = path.rsplit("/", 1)[1]
+            items = [copy.deepcopy(obj) for key, obj in sorted(self.objects.items())
+                     if key.startswith("/api/v1/namespaces/") and key.split("/")[5:6] == [kind]]
+        if items or path.endswith(("/certificates", "/secrets", "/configmaps", "/namespaces")):
             return 200, {"kind": "List", "items": items}
         return 404, {"kind": "Status", "code": 404, "message": "%s not found" % path}
 
@@ -215,3 +227,40 @@ def cert_manager(kube: FakeKube) -> None:
         status["conditions"] = [{"type": "Ready", "status": "True", "reason": "Ready",
                                  "observedGeneration": generation}]
         obj["metadata"]["resourceVersion"] = kube._next_version()  # pylint: disable=protected-access
+
+
+def trust_manager(kube: FakeKube) -> None:
+    """trust-manager, one reconcile: each Bundle's sources go into a ConfigMap (and Secret) in each namespace its
+    selector matches, labelled as trust-manager labels them; the Bundle is then Synced for its generation."""
+    namespaces = {path: obj for path, obj in kube.objects.items() if path.rsplit("/", 1)[0] == "/api/v1/namespaces"}
+    for bundle in list(kube.objects.values()):
+        if bundle.get("kind") != "Bundle":
+            continue
+        spec, name = bundle["spec"], bundle["metadata"]["name"]
+        pem = ""
+        for source in spec["sources"]:
+            if "inLine" in source:
+                pem += source["inLine"]
+            for kind, plural in (("configMap", "configmaps"), ("secret", "secrets")):
+                if kind in source:
+                    obj = kube.objects["/api/v1/namespaces/cert-manager/%s/%s" % (plural, source[kind]["name"])]
+                    data = obj["data"][source[kind]["key"]]
+                    pem += base64.b64decode(data).decode() if plural == "secrets" else data
+        wanted = ((spec["target"].get("namespaceSelector") or {}).get("matchLabels")) or {}
+        expressions = ((spec["target"].get("namespaceSelector") or {}).get("matchExpressions")) or []
+        for ns in namespaces.values():
+            labels = dict(ns["metadata"].get("labels") or {}, **{"kubernetes.io/metadata.name": ns["metadata"]["name"]})
+            if any(labels.get(k) != v for k, v in wanted.items()):
+                continue
+            if any(e["operator"] == "In" and labels.get(e["key"]) not in e["values"] for e in expressions):
+                continue
+            where = "/api/v1/namespaces/%s" % ns["metadata"]["name"]
+            meta = {"name": name, "namespace": ns["metadata"]["name"], "labels": {"trust.cert-manager.io/bundle": name}}
+            if spec["target"].get("configMap"):
+                kube.put_object(where + "/configmaps/" + name, {
+                    "kind": "ConfigMap", "metadata": dict(meta), "data": {spec["target"]["configMap"]["key"]: pem}})
+            if spec["target"].get("secret"):
+                kube.put_object(where + "/secrets/" + name, {"kind": "Secret", "metadata": dict(meta), "data": {
+                    spec["target"]["secret"]["key"]: base64.b64encode(pem.encode()).decode()}})
+        bundle["status"] = {"conditions": [{"type": "Synced", "status": "True",
+                                            "observedGeneration": bundle["metadata"]["generation"]}]}

@@ -134,6 +134,18 @@ def test_ready_only_for_the_current_generation():
     assert not cm.is_ready(None)
 
 
+def test_issued_only_once_the_revision_is_written():
+    # cert-manager's readiness controller may set Ready before its issuing controller writes status.revision
+    obj = {"metadata": {"generation": 1},
+           "status": {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}}
+    assert cm.is_ready(obj) and not cm.is_issued(obj)
+    obj["status"]["revision"] = 1
+    assert cm.is_issued(obj)
+    obj["status"]["conditions"][0]["status"] = "False"
+    assert not cm.is_issued(obj)
+    assert not cm.is_issued(None)
+
+
 def test_issuer_specs():
     assert cm.issuer_spec({"type": "self_signed"}) == {"selfSigned": {}}
     assert cm.issuer_spec({"type": "ca", "ca_secret_name": "prod-ca"}) == {"ca": {"secretName": "prod-ca"}}

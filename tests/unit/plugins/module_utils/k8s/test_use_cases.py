@@ -77,7 +77,7 @@ def test_trust_bundle_converges_and_diffs_the_pem(kube, context, make_ca):
     first = object_ops.ensure_trust_bundle(context(k8s_trust_bundle.ARGUMENT_SPEC, args))
     stored = kube.objects[path]
     assert stored["data"]["ca.crt"] == first["bundle"] and first["bundle"].count("BEGIN CERTIFICATE") == 1
-    assert stored["metadata"]["labels"] == labels.MANAGED_BY
+    assert stored["metadata"]["labels"] == dict(labels.MANAGED_BY, **{labels.TRUST_BUNDLE_LABEL: "true"})
     assert object_ops.ensure_trust_bundle(context(k8s_trust_bundle.ARGUMENT_SPEC, args))["changed"] is False
 
     both = object_ops.ensure_trust_bundle(context(k8s_trust_bundle.ARGUMENT_SPEC,
