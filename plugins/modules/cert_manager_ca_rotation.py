@@ -13,7 +13,7 @@ description:
     old one only (cert-manager issues 2478, 5851 and 8340). This module rotates it in three idempotent stages
     instead, each gated on time and on evidence read from the cluster.
   - V(trust_both) - a second CA Certificate O(new_ca_certificate) is issued, a copy of the old one's spec with its
-    own Secret and a common name of its own; the trust bundle (O(bundle)) holds the old and the new root.
+    own Secret; the trust bundle (O(bundle)) holds the old and the new root.
   - V(switched) - once O(switch_after) has passed and the bundle in the Issuer's namespace holds the new root
     (with trust-manager, in every selected namespace), the Issuer signs with the new CA and every Certificate of
     the Issuer is re-issued from it, waiting for each.
@@ -44,7 +44,10 @@ options:
     type: str
     required: true
   common_name:
-    description: Common name of the new CA; default the old one's followed by O(new_ca_certificate) in brackets.
+    description:
+      - Common name of the new CA; default the old one's, so that a role applying the CA Certificate's spec under
+        the new name afterwards changes nothing (cert-manager would issue it again, with a new key). The two roots
+        then share a subject; clients tell them apart by their key identifiers.
     type: str
   stage:
     description: How far this run may go; V(auto) as far as the gates allow.

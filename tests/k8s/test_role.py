@@ -107,3 +107,39 @@ def test_kubernetes_playbook_on_the_ansible_cluster_ca(api_client, control_plane
     assert result.returncode == 0, result.stdout + result.stderr
     proc, recap = playbook(control_plane, extra)
     assert recap["failed"] == 0 and recap["changed"] == 0, proc.stdout
+
+
+def test_the_role_after_a_rotation_of_its_cert_manager_ca(api_client, control_plane, run_module):
+    """cert_manager_ca_rotation moves a namespace's Issuer to a new CA Certificate; the role never moves it back,
+    and once told the new name it applies the same spec under it without cert-manager issuing anything."""
+    suffix = uuid.uuid4().hex[:6]
+    ns = "rot-" + suffix
+    extra = {"cert_manager_pki_services": [{"name": "api", "namespace": ns}],
+             "cert_manager_pki_create_namespaces": True, "cert_manager_pki_selfsigned_issuer": "selfsigned-" + suffix}
+    proc, recap = playbook(control_plane, extra)
+    assert recap["failed"] == 0, proc.stdout
+    objects = client.CustomObjectsApi(api_client)
+
+    rotated = run_module("cert_manager_ca_rotation", {
+        "namespace": ns, "issuer": "sbd-pki-cluster-ca", "new_ca_certificate": "sbd-pki-cluster-ca-2",
+        "bundle": "trust-" + suffix, "switch_after": "0", "drop_after": "0"})
+    assert rotated["stage"] == "done" and rotated["reissued"] == ["api"], rotated
+    new_ca = objects.get_namespaced_custom_object("cert-manager.io", "v1", ns, "certificates", "sbd-pki-cluster-ca-2")
+
+    # the role as it was: refused at its first Kubernetes write, naming the variable; the old CA is not made again
+    proc, recap = playbook(control_plane, extra)
+    assert recap["failed"] == 1 and "cert_manager_pki_ca_certificate: sbd-pki-cluster-ca-2" in proc.stdout, proc.stdout
+    try:
+        objects.get_namespaced_custom_object("cert-manager.io", "v1", ns, "certificates", "sbd-pki-cluster-ca")
+        raise AssertionError("the role made the old CA again")
+    except client.ApiException as exc:
+        assert exc.status == 404
+    issuer = objects.get_namespaced_custom_object("cert-manager.io", "v1", ns, "issuers", "sbd-pki-cluster-ca")
+    assert issuer["spec"]["ca"]["secretName"] == "sbd-pki-cluster-ca-2"
+
+    # told the new name: nothing changes, and the new CA is not issued again
+    proc, recap = playbook(control_plane, dict(extra, cert_manager_pki_ca_certificate="sbd-pki-cluster-ca-2"))
+    assert recap["failed"] == 0 and recap["changed"] == 0, proc.stdout
+    again = objects.get_namespaced_custom_object("cert-manager.io", "v1", ns, "certificates", "sbd-pki-cluster-ca-2")
+    assert again["status"]["revision"] == new_ca["status"]["revision"]
+    assert again["metadata"]["generation"] == new_ca["metadata"]["generation"]

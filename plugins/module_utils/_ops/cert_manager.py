@@ -549,6 +549,31 @@ def ensure_ca_secret(ctx, namespace: str) -> Tuple[Dict, Optional[Dict]]:
     return summary, diff
 
 
+def _check_rotated(before: Optional[Dict], spec: Dict, kind: str, name: str) -> None:
+    """An Issuer that cert_manager_ca_rotation switched to a new CA is never switched back (say, by a rerun of a
+    role that still names the old CA): that would make it sign with a CA the pods are about to stop trusting."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.labels import CA_ROTATION
+
+    raw = (((before or {}).get("metadata") or {}).get("annotations") or {}).get(CA_ROTATION)
+    try:
+        state = json.loads(raw) if raw else {}
+    except ValueError:
+        return
+    if not isinstance(state, dict) or state.get("stage") not in ("switched", "done"):
+        return
+    now = ((before.get("spec") or {}).get("ca") or {}).get("secretName")
+    wanted = (spec.get("ca") or {}).get("secretName")
+    if now == state.get("to") and wanted != now:
+        raise PKIError(
+            "ca_secret_name",
+            "%s %s was rotated to the CA in Secret %s by cert_manager_ca_rotation (stage %s); this would switch it to "
+            "%s" % (kind, name, now, state.get("stage"), wanted),
+            "set ca_secret_name: %s (role cert_manager_pki: cert_manager_pki_ca_certificate: %s)" % (now, now),
+        )
+
+
 def ensure_issuer(ctx) -> Dict:
     """The Issuer/ClusterIssuer (and its CA Secret from ca_path); Ready if waited for."""
     params = ctx.params
@@ -564,6 +589,9 @@ def ensure_issuer(ctx) -> Dict:
     kube = ctx.kube
     kube.require_api(cm.API_VERSION, plural, "cert-manager")
     result: Dict = dict(changed=False, diff=[])
+    path = namespaced_path(cm.API_VERSION, plural, namespace, name)
+    before = kube.get(path)
+    _check_rotated(before, spec, params["kind"], name)
     if params["ca_path"]:
         result["ca_secret"], diff = ensure_ca_secret(
             ctx, params["cluster_resource_namespace"] if cluster else namespace
@@ -572,13 +600,13 @@ def ensure_issuer(ctx) -> Dict:
             result["changed"] = True
             result["diff"].append(diff)
     metadata = dict(name=name, **({"namespace": namespace} if namespace else {}))
-    path = namespaced_path(cm.API_VERSION, plural, namespace, name)
     applied = objects.ensure(
         kube,
         path,
         {"apiVersion": cm.API_VERSION, "kind": params["kind"], "metadata": metadata, "spec": spec},
         params,
         ctx.check_mode,
+        before=before,
     )
     if applied.changed:
         result["changed"] = True

@@ -29,14 +29,14 @@ from ansible_collections.securebydefault.pki.plugins.module_utils._ops.k8s_objec
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import objects
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
-from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.labels import MANAGED_BY, PREFIX
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.labels import CA_ROTATION
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration
 
-ANNOTATION = PREFIX + "ca-rotation"
+ANNOTATION = CA_ROTATION
 STAGES = ("none", "trust_both", "switched", "done")
 # What a copy of the old CA Certificate keeps: everything that makes it that CA, not where it is stored.
-_NOT_COPIED = ("secretName", "secretTemplate", "keystores", "additionalOutputFormats")
+_NOT_COPIED = ("secretName",)
 
 
 def _now() -> datetime.datetime:
@@ -179,13 +179,11 @@ class _Rotation:
             self.old = owners[0]["metadata"]["name"]
             if self.old == self.new:
                 raise PKIError("new_ca_certificate", "is the Issuer's current CA Certificate", "choose a new name")
-            if (
-                self.new_obj is not None
-                and (self.new_obj.get("metadata") or {}).get("labels", {}).get(PREFIX + "rotated-from") != self.old
-            ):
+            # an existing one is taken only if it is what this rotation makes (a run that stopped after making it)
+            if self.new_obj is not None and (self.new_obj.get("spec") or {}) != self.new_spec(by_name[self.old]):
                 raise PKIError(
                     "new_ca_certificate",
-                    "Certificate %s/%s exists and was not made by a rotation of %s"
+                    "Certificate %s/%s exists and is not a copy of %s with its own Secret"
                     % (self.namespace, self.new, self.old),
                     "choose another name, or delete it",
                 )
@@ -239,23 +237,25 @@ class _Rotation:
         self.changed |= result["changed"]
         return result
 
+    def new_spec(self, old: Dict) -> Dict:
+        """The old CA Certificate's spec with the new Secret: a role that applies it later under the new name
+        changes nothing and cert-manager issues nothing (no label either: the role's apply would remove it). Both
+        roots share a subject unless ``common_name``; clients tell them apart by their key identifiers."""
+        spec = {k: v for k, v in (old.get("spec") or {}).items() if k not in _NOT_COPIED}
+        spec["secretName"] = self.new
+        if self.params.get("common_name"):
+            spec["commonName"] = self.params["common_name"]
+        return spec
+
     def issue_new_ca(self):
         """The new CA Certificate: the old one's spec with its own Secret; waited for until issued."""
         if self.ctx.check_mode and self.new_obj is None:
             return None
-        spec = {k: v for k, v in (self.old_obj.get("spec") or {}).items() if k not in _NOT_COPIED}
-        spec["secretName"] = self.new
-        # a name of its own: two roots with one subject make clients pick a chain by key identifiers alone
-        common_name = self.params.get("common_name") or "%s (%s)" % (spec.get("commonName") or self.old, self.new)
-        spec["commonName"] = common_name if len(common_name) <= 64 else self.new[:64]  # X.509's upper bound
+        spec = self.new_spec(self.old_obj)
         body = {
             "apiVersion": cm.API_VERSION,
             "kind": "Certificate",
-            "metadata": {
-                "name": self.new,
-                "namespace": self.namespace,
-                "labels": dict(MANAGED_BY, **{PREFIX + "rotated-from": self.old}),
-            },
+            "metadata": {"name": self.new, "namespace": self.namespace},
             "spec": spec,
         }
         applied = objects.ensure(

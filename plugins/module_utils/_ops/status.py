@@ -173,6 +173,14 @@ def ca_items(paths, cas, now, warn) -> List[Dict[str, Any]]:
     return out
 
 
+def rotation_item(old_new, where: str, stage: Optional[str], since, runner: str) -> Dict[str, Any]:
+    """One CA rotation of the report: due while a stage follows, with the task that moves it on."""
+    entry = item("ca_rotation", "%s -> %s" % old_new, where, stage=stage, status="ok", stage_since=since)
+    if stage in NEXT:
+        entry.update(next_action="run %s (stage %s)" % (runner, NEXT[stage]), status="due")
+    return entry
+
+
 def rotation_items(states: List[str]) -> List[Dict[str, Any]]:
     out = []
     for path in states:
@@ -184,17 +192,8 @@ def rotation_items(states: List[str]) -> List[Dict[str, Any]]:
                 "list only the state files of rotations that have started",
             )
         stage = state.get("stage")
-        entry = item(
-            "ca_rotation",
-            "%s -> %s" % (state.get("old_ca_path"), state.get("new_ca_path")),
-            path,
-            stage=stage,
-            status="ok",
-            stage_since=(state.get("times") or {}).get(stage),
-        )
-        if stage in NEXT:
-            entry.update(next_action="run ca_rotation (stage %s)" % NEXT[stage], status="due")
-        out.append(entry)
+        old_new = (state.get("old_ca_path"), state.get("new_ca_path"))
+        out.append(rotation_item(old_new, path, stage, (state.get("times") or {}).get(stage), "ca_rotation"))
     return out
 
 
@@ -250,6 +249,45 @@ def node_items(nodes, now, warn) -> List[Dict[str, Any]]:
     return out
 
 
+def issuer_rotation_items(kube, namespace) -> List[Dict[str, Any]]:
+    """The rotations of CA Issuers whose CA cert-manager issued (cert_manager_ca_rotation's Issuer annotation)."""
+    # pylint: disable=import-outside-toplevel
+    import json
+
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.cert_manager_rotation import ANNOTATION
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import namespaced_path
+
+    out = []
+    listing = kube.get(namespaced_path(certmanager.API_VERSION, "issuers", namespace)) or {}
+    for issuer in listing.get("items") or []:
+        meta = issuer.get("metadata") or {}
+        raw = (meta.get("annotations") or {}).get(ANNOTATION)
+        if raw is None:
+            continue
+        where = "k8s:%s/%s" % (meta.get("namespace"), meta.get("name"))
+        try:
+            state = json.loads(raw)
+            stage = state["stage"] if state.get("stage") in ORDER else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            stage, state = None, {}
+        if stage is None:  # an edited state must not hide a rotation from the report
+            out.append(
+                item(
+                    "ca_rotation",
+                    meta.get("name"),
+                    where,
+                    status="blocked",
+                    note="the rotation annotation is not a state this collection wrote",
+                    next_action="check who edited the Issuer; cert_manager_ca_rotation checks the evidence again",
+                )
+            )
+            continue
+        old_new = (state.get("from"), state.get("to"))
+        out.append(rotation_item(old_new, where, stage, state.get("since"), "cert_manager_ca_rotation"))
+    return out
+
+
 def k8s_items(kube, namespaces, now, warn) -> List[Dict[str, Any]]:
     """cert-manager Certificates and the keyring Secrets this collection manages."""
     from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager, labels
@@ -274,6 +312,7 @@ def k8s_items(kube, namespaces, now, warn) -> List[Dict[str, Any]]:
                     next_due=status.get("renewalTime"),
                 )
             )
+        out.extend(issuer_rotation_items(kube, namespace))
         secrets = kube.get(namespaced_path("v1", "secrets", namespace) + "?labelSelector=" + quote(selector)) or {}
         for secret in secrets.get("items") or []:
             meta = labels.keyring_state_of(secret)

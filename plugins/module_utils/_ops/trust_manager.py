@@ -207,7 +207,9 @@ def synced(obj: Optional[Dict]) -> bool:
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Synced":
             observed = cond.get("observedGeneration")
-            return cond.get("status") == "True" and (observed is None or generation is None or observed >= generation)
+            if not isinstance(observed, int) or not isinstance(generation, int):  # absent, or not a number
+                return cond.get("status") == "True" and observed is None
+            return cond.get("status") == "True" and observed >= generation
     return False
 
 

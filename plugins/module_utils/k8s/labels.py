@@ -18,6 +18,8 @@ PREFIX = "pki.securebydefault.io/"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "securebydefault.pki"}
 # Marks a ConfigMap as a trust bundle this collection writes (k8s_trust_bundle): one trust-manager may take over.
 TRUST_BUNDLE_LABEL = PREFIX + "trust-bundle"
+# The stage of cert_manager_ca_rotation, on the CA Issuer it rotates (JSON: from, to, stage, since).
+CA_ROTATION = PREFIX + "ca-rotation"
 # Marks a Secret as a CA this collection keeps; a Secret without it is never written (k8s/ca_secret.py).
 CA_LABEL = PREFIX + "certificate-authority"
 # When each keyring stage was reached (JSON), on the Secret of k8s_keyring.

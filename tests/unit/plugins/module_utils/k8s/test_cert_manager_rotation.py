@@ -62,7 +62,7 @@ def test_a_ca_kept_elsewhere_is_not_this_modules(seeded, context):
 def test_the_new_name_must_be_new_and_free(seeded, context):
     refused(seeded, context, "new_ca_certificate", "already signs with zone-ca", new_ca_certificate="zone-ca")
     put(seeded, "Certificate", "zone-ca-2", {"secretName": "zone-ca-2", "dnsNames": ["x"]})
-    refused(seeded, context, "new_ca_certificate", "was not made by a rotation of zone-ca")
+    refused(seeded, context, "new_ca_certificate", "is not a copy of zone-ca")
     put(seeded, "Certificate", "web", {"secretName": "zone-ca-3", "dnsNames": ["y"]})
     refused(seeded, context, "new_ca_certificate", "belongs to another Certificate", new_ca_certificate="zone-ca-3")
 
@@ -81,3 +81,36 @@ def test_a_tampered_stage_annotation_is_checked_like_an_option(seeded, context):
 def test_durations_are_checked_first(seeded, context):
     refused(seeded, context, "switch_after", "", switch_after="soon")
     assert seeded.calls == 0
+
+
+def test_an_issuer_rotated_to_a_new_ca_is_never_switched_back(kube, context):
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops import cert_manager as cm_ops
+    from ansible_collections.securebydefault.pki.plugins.modules import cert_manager_issuer
+
+    def apply(secret, check_mode=False):
+        args = {"name": "zone", "namespace": "prod", "type": "ca", "ca_secret_name": secret, "wait": False}
+        return cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args, check_mode=check_mode))
+
+    for stage, refused_too in (("trust_both", False), ("switched", True), ("done", True)):
+        state = {"from": "zone-ca", "to": "zone-ca-2", "stage": stage, "since": "2026-01-01T00:00:00Z"}
+        current = "zone-ca" if stage == "trust_both" else "zone-ca-2"
+        put(kube, "Issuer", "zone", {"ca": {"secretName": current}}, annotations={ops.ANNOTATION: json.dumps(state)})
+        writes = len(kube.writes())
+        if refused_too:
+            with pytest.raises(PKIError) as err:
+                apply("zone-ca", check_mode=True)  # the role's guard task: check mode, before anything is written
+            assert err.value.field == "ca_secret_name"
+            assert "cert_manager_pki_ca_certificate: zone-ca-2" in str(err.value)
+            assert len(kube.writes()) == writes
+            assert apply("zone-ca-2")["changed"] is False
+        else:
+            assert apply("zone-ca")["changed"] is False
+
+
+def test_a_new_ca_left_by_a_stopped_run_is_taken_when_it_is_the_copy(seeded, context):
+    # a run that made the new CA Certificate and stopped before recording the stage: the next run goes on with it
+    put(seeded, "Certificate", "zone-ca-2", {"isCA": True, "secretName": "zone-ca-2", "commonName": "zone CA",
+                                             "issuerRef": {"name": "seed", "kind": "ClusterIssuer"}})
+    with pytest.raises(PKIError) as err:
+        rotate(context)  # gets past the checks; stops at the Secrets the fake does not issue
+    assert err.value.field != "new_ca_certificate", err.value

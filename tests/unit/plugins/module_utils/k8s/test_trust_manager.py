@@ -260,3 +260,13 @@ def test_namespaces_limit_the_targets(cluster, context, make_ca):
     with pytest.raises(PKIError) as err:
         run(context, {"name": "u", "ca_paths": [make_ca("CA3").path], "configmap_key": "ca.crt\n"})
     assert err.value.field == "configmap_key"  # a trailing newline is not a key
+
+
+def test_synced_only_for_the_current_generation_and_never_on_garbage():
+    def bundle(observed, status="True", generation=2):
+        return {"metadata": {"generation": generation},
+                "status": {"conditions": [{"type": "Synced", "status": status, "observedGeneration": observed}]}}
+
+    assert ops.synced(bundle(2)) and ops.synced(bundle(None))
+    assert not ops.synced(bundle(1)) and not ops.synced(bundle(2, "False"))
+    assert not ops.synced(bundle("2")) and not ops.synced(bundle([2])) and not ops.synced(None)

@@ -87,13 +87,17 @@ def test_the_same_ca_twice_is_refused(make_ca, tmp_path):
 class FakeKube:
     """The two list calls the report makes, answered from memory."""
 
-    def __init__(self, certificates, secrets):
-        self.answers = {"certificates": {"items": certificates}, "secrets": {"items": secrets}}
+    def __init__(self, certificates, secrets, issuers=()):
+        self.answers = {"certificates": {"items": certificates}, "secrets": {"items": secrets},
+                        "issuers": {"items": list(issuers)}}
         self.paths = []
 
     def get(self, path):
         self.paths.append(path)
-        return self.answers["certificates" if "/certificates" in path else "secrets"]
+        for kind in ("certificates", "issuers"):
+            if "/" + kind in path:
+                return self.answers[kind]
+        return self.answers["secrets"]
 
 
 def test_the_report_sorts_by_urgency_and_writes_only_what_changed(make_ca, tmp_path):
@@ -203,3 +207,21 @@ def test_a_planted_report_is_not_adopted_even_with_the_right_content(tmp_path):
         handle.truncate(1 << 34)  # 16 GiB, sparse: never read whole
     assert status.report(status.StatusRequest(report_path=str(path)), now=NOW)["changed"]
     assert path.stat().st_size < 4096
+
+
+def test_the_report_lists_rotations_of_ca_issuers_and_edited_states():
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.cert_manager_rotation import ANNOTATION
+
+    state = {"from": "zone-ca", "to": "zone-ca-2", "stage": "trust_both", "since": "2026-01-01T00:00:00Z"}
+    issuers = [{"metadata": {"name": "zone", "namespace": "prod", "annotations": {ANNOTATION: json.dumps(state)}}},
+               {"metadata": {"name": "edited", "namespace": "prod", "annotations": {ANNOTATION: "{not json"}}},
+               {"metadata": {"name": "plain", "namespace": "prod"}}]
+    items = status.k8s_items(FakeKube([], [], issuers), ["prod"], NOW, datetime.timedelta(days=1))
+    rotations = [e for e in items if e["kind"] == "ca_rotation"]
+    assert len(rotations) == 2
+    ours = next(e for e in rotations if e["where"] == "k8s:prod/zone")
+    assert ours["stage"] == "trust_both" and ours["status"] == "due" and ours["name"] == "zone-ca -> zone-ca-2"
+    assert ours["next_action"] == "run cert_manager_ca_rotation (stage switched)"
+    assert ours["stage_since"] == "2026-01-01T00:00:00Z"
+    edited = next(e for e in rotations if e["where"] == "k8s:prod/edited")
+    assert edited["status"] == "blocked"
