@@ -666,6 +666,18 @@ def reissue(ctx) -> Dict:
     )
 
 
+def certificates_of(kube, namespace: str, issuer_ref: Tuple[str, str]) -> Tuple[List[Dict], Dict[str, str]]:
+    """The Certificates of ``issuer_ref`` (name, kind) in ``namespace``, and the tls.crt each one's Secret holds."""
+    listing = kube.get(namespaced_path(cm.API_VERSION, "certificates", namespace)) or {}
+    mine = [
+        c
+        for c in listing.get("items") or []
+        if (c.get("spec") or {}).get("issuerRef", {}).get("name") == issuer_ref[0]
+        and (c.get("spec") or {}).get("issuerRef", {}).get("kind", "Issuer") == issuer_ref[1]
+    ]
+    return mine, {c["metadata"]["name"]: tls_crt(kube, namespace, c["spec"]["secretName"]) for c in mine}
+
+
 def reissue_under(
     ctx, namespace: str, issuer_ref: Tuple[str, str], issuer, bundle_configmap: Optional[str], wait_timeout: int
 ) -> Dict:
@@ -673,18 +685,11 @@ def reissue_under(
     certificates); wait for each. Check mode: only report. The evidence: each Secret's certificate and the bundle."""
     kube = ctx.kube
     kube.require_api(cm.API_VERSION, "certificates", "cert-manager")
-    listing = kube.get(namespaced_path(cm.API_VERSION, "certificates", namespace)) or {}
+    mine, pems = certificates_of(kube, namespace, issuer_ref)
     bundle = ""
     if bundle_configmap:
         configmap = kube.get(namespaced_path("v1", "configmaps", namespace, bundle_configmap)) or {}
         bundle = (configmap.get("data") or {}).get("ca.crt", "")
-    mine = [
-        c
-        for c in listing.get("items") or []
-        if (c.get("spec") or {}).get("issuerRef", {}).get("name") == issuer_ref[0]
-        and (c.get("spec") or {}).get("issuerRef", {}).get("kind", "Issuer") == issuer_ref[1]
-    ]
-    pems = {c["metadata"]["name"]: tls_crt(kube, namespace, c["spec"]["secretName"]) for c in mine}
     due = [c for c in mine if not signed_by(pems[c["metadata"]["name"]], issuer)]
     report = [
         {"name": c["metadata"]["name"], "revision": (c.get("status") or {}).get("revision"), "reissued": c in due}

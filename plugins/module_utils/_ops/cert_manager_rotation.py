@@ -332,8 +332,8 @@ class _Rotation:
 
         # done: gated on the time and on every Certificate of the Issuer chaining to the new CA
         if self.state["stage"] == "switched" and limit >= 3 and new_pair is not None:
-            pending = self.pending(new_pair[0])
-            if not self.waited(self.drop_after):
+            pending = self.pending(new_pair[0]) if self.waited(self.drop_after) else None
+            if pending is None:
                 self.log.append(
                     "done: waiting for drop_after (%s) since %s" % (self.params["drop_after"], self.state.get("since"))
                 )
@@ -382,16 +382,9 @@ class _Rotation:
         self.issuer_obj = after
 
     def pending(self, new_ca) -> List[str]:
-        listing = self.kube.get(namespaced_path(cm.API_VERSION, "certificates", self.namespace)) or {}
-        out = []
-        for cert in listing.get("items") or []:
-            ref = (cert.get("spec") or {}).get("issuerRef") or {}
-            if ref.get("name") != self.issuer or ref.get("kind", "Issuer") != "Issuer":
-                continue
-            pem = cm_ops.tls_crt(self.kube, self.namespace, cert["spec"]["secretName"])
-            if not cm_ops.signed_by(pem, [new_ca]):
-                out.append(cert["metadata"]["name"])
-        return out
+        """The Certificates of the Issuer whose Secret does not hold a certificate of ``new_ca`` yet."""
+        mine, pems = cm_ops.certificates_of(self.kube, self.namespace, (self.issuer, "Issuer"))
+        return [c["metadata"]["name"] for c in mine if not cm_ops.signed_by(pems[c["metadata"]["name"]], [new_ca])]
 
     def retire_old(self) -> None:
         if self.old_obj is not None:

@@ -215,10 +215,6 @@ def synced(obj: Optional[Dict]) -> bool:
 
 def fingerprints_of(pem: str) -> Set[str]:
     """SHA-256 fingerprints of the certificates in a PEM text (none if it does not parse)."""
-    return _prints(pem)
-
-
-def _prints(pem: str) -> Set[str]:
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificates
 
@@ -241,7 +237,7 @@ def targets_now(kube, name: str, plural: str, key: str) -> Dict[str, Set[str]]:
         data = (item.get("data") or {}).get(key)
         if data is not None and plural == "secrets":
             data = base64.b64decode(data).decode("ascii", "replace")
-        out[meta.get("namespace")] = _prints(data or "")
+        out[meta.get("namespace")] = fingerprints_of(data or "")
     return out
 
 
@@ -330,7 +326,7 @@ def check_takeover(kube, name: str, target: Dict, namespaces: List[str], every: 
                     "choose another Bundle name, or narrow namespace_selector so that it leaves %s out"
                     % meta.get("namespace"),
                 )
-            lost = _prints(data) - every
+            lost = fingerprints_of(data) - every
             if lost:
                 raise PKIError(
                     "name",
