@@ -52,6 +52,23 @@ def public_of(ca):
     return ca["issuer"], ca["bundle"], ca["policy"], [str(s) for s in ca["revoked_serials"]]
 
 
+def chain_instead(issuer_pem: str, chain_pem: str) -> str:
+    """``chain_pem`` (issuer_chain) in place of the CA's chain, once its first certificate is the signing CA's name and
+    key (the cross-signed certificate of a CA rotation); the node then presents it after the leaf."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificates
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import public_key_der
+
+    signing = load_certificates(issuer_pem, "issuer")[0]
+    chain = load_certificates(chain_pem, "issuer_chain")
+    if not chain or chain[0].subject != signing.subject or \
+            public_key_der(chain[0].public_key()) != public_key_der(signing.public_key()):
+        raise PKIError("issuer_chain", "its first certificate is not of the signing CA (%s) and its key"
+                       % signing.subject.rfc4514_string(),
+                       "give the cross-signed certificate ca_rotation returned (issuer_chain), or nothing")
+    return chain_pem if chain_pem.endswith("\n") else chain_pem + "\n"
+
+
 def java_truststore(bundle_pem, passphrase):
     """Base64 of a Java PKCS#12 truststore (needs the controller's cryptography >= 45)."""
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificates
@@ -284,6 +301,8 @@ class ActionModule(ActionBase):
                 if root not in bundle_pem:
                     bundle_pem += root
             policy, revoked = read_policy(params["ca_path"]), revoked_serials(params["ca_path"])
+        if params.get("issuer_chain"):
+            issuer_pem = chain_instead(issuer_pem, params["issuer_chain"])
         check_policy(policy, valid_for, params["allow_wildcard"], utcnow(), renew_before=renew_before)
         node_args = {k: params[k] for k in NODE_SHARED_OPTIONS}
         node_args["host"] = task_vars.get("inventory_hostname", "")

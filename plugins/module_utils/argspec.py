@@ -48,6 +48,7 @@ NODE_CERTIFICATE_SPEC = dict(
     ca=dict(type="dict"),
     certificate=dict(type="str"),
     trust_also=dict(type="list", elements="path", default=[]),
+    issuer_chain=dict(type="str"),
     identity_from=dict(type="list", elements="str", default=list(IDENTITY_SOURCES), choices=IDENTITY_SOURCES),
     dns_names=dict(type="list", elements="str", default=[]),
     ip_addresses=dict(type="list", elements="str", default=[]),
@@ -91,6 +92,19 @@ def node_file_names(name: str) -> dict:
             "bundle": "ca-bundle.crt", "keystore": "%s.p12" % name, "truststore": "truststore.p12"}
 
 
+def secret_option(**extra) -> dict:
+    """A Kubernetes Secret that keeps a CA: {namespace, name} (option ca_secret, old_ca_secret, new_ca_secret...)."""
+    return dict(type="dict", no_log=False, options=dict(namespace=dict(type="str", required=True),
+                                                        name=dict(type="str", required=True)), **extra)
+
+
+def pinned_secrets_option() -> dict:
+    """A list of CA Secrets, each optionally with the SHA-256 fingerprint its root must have (trust bundles)."""
+    option = secret_option()
+    option["options"]["fingerprint"] = dict(type="str")
+    return dict(option, type="list", elements="dict", default=[])
+
+
 def ca_options(legacy: bool = False) -> dict:
     """Where a module finds its CA (ca_path or ca_secret) and the passphrase of its key.
 
@@ -103,9 +117,7 @@ def ca_options(legacy: bool = False) -> dict:
     spec = dict(K8S_ACCESS_SPEC)
     spec.update(
         ca_path=dict(type="path", **(deprecated("ca_path", "path") if legacy else {})),
-        ca_secret=dict(type="dict", no_log=False, options=dict(namespace=dict(type="str", required=True),
-                                                               name=dict(type="str", required=True)),
-                       **(deprecated("ca_secret", "secret") if legacy else {})),
+        ca_secret=secret_option(**(deprecated("ca_secret", "secret") if legacy else {})),
         ca_passphrase=dict(type="str", no_log=True, **(deprecated("ca_passphrase", "passphrase") if legacy else {})),
     )
     return spec

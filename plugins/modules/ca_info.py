@@ -48,6 +48,29 @@ options:
     type: list
     elements: path
     default: []
+  trust_also_secrets:
+    description:
+      - Further CAs kept in Kubernetes Secrets whose roots join the trust bundle (CA rotation, trust both) - what
+        M(securebydefault.pki.ca_rotation) returns as RV(securebydefault.pki.ca_rotation#module:trust_also_secrets).
+      - Only with O(ca_secret). Their certificates and C(ca.json) are checked against each other; their keys are
+        never read.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
+      fingerprint:
+        description:
+          - The SHA-256 fingerprint its root must have (as M(securebydefault.pki.ca_rotation) returns it); another
+            root is refused. Colons and case do not matter.
+        type: str
   ca_passphrase:
     aliases: [passphrase]
     description:
@@ -121,14 +144,19 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import ca as ops
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
-from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import ca_options
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import ca_options, pinned_secrets_option
 
-ARGUMENT_SPEC = dict(ca_options(legacy=True), trust_also=dict(type="list", elements="path", default=[]))
+ARGUMENT_SPEC = dict(
+    ca_options(legacy=True),
+    trust_also=dict(type="list", elements="path", default=[]),
+    trust_also_secrets=pinned_secrets_option(),
+)
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
-                           mutually_exclusive=[("ca_path", "ca_secret"), ("ca_secret", "trust_also")],
+                           mutually_exclusive=[("ca_path", "ca_secret"), ("ca_secret", "trust_also"),
+                                               ("ca_path", "trust_also_secrets")],
                            required_one_of=[("ca_path", "ca_secret")])
     run(module, ops.ca_info, ca=CAOptions())
 

@@ -28,25 +28,84 @@ description:
     with no subject alternative name and the fixed subject C(CN=securebydefault.pki rotation probe) (grant that
     subject nothing); on Linux its files are memory files that never reach a disk. It needs the new CA's key,
     hence O(new_ca_passphrase).
+  - B(CAs kept in Kubernetes Secrets) (O(old_ca_secret), O(new_ca_secret)) - the state is kept in the new CA's Secret
+    (key C(rotation.json)); each run first checks that both Secrets still hold the keys of their certificates
+    (O(old_ca_passphrase), O(new_ca_passphrase)), and returns each Secret with the fingerprint of its root, so that
+    the tasks that read the roots later refuse one swapped in meanwhile. A new CA that already signed certificates
+    but holds no state is refused (the state was lost; restore it) rather than started over.
   - Only endpoints at the node's inventory name or at a name a CA here certified to that node (the CA host's
     ledgers) are probed; anything else fails before any connection. A node's facts can override its host
     variables, so this keeps a compromised node from pointing the probes at other addresses.
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.requirements
+  - securebydefault.pki.k8s.access
 options:
   path:
-    description: State file of this rotation on the CA host.
+    description:
+      - State file of this rotation on the CA host. Required with O(new_ca_path).
+      - A rotation between CAs kept in Secrets keeps its state in the new CA's Secret (key C(rotation.json)) instead,
+        so that a controller that does not last (an AWX execution environment) finds it on the next run.
     type: path
-    required: true
   old_ca_path:
-    description: Directory of the CA being replaced.
+    description:
+      - Directory of the CA being replaced.
+      - Exactly one of O(old_ca_path) and O(old_ca_secret) is required; both CAs are kept the same way.
     type: path
-    required: true
   new_ca_path:
     description: Directory of the new CA (create it first with M(securebydefault.pki.cluster_ca)).
     type: path
-    required: true
+  old_ca_secret:
+    description:
+      - The Kubernetes Secret that keeps the CA being replaced, as
+        O(securebydefault.pki.cluster_ca#module:ca_secret) created it (a CA for controllers that do not last).
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
+  new_ca_secret:
+    description:
+      - The Kubernetes Secret that keeps the new CA (create it first with
+        M(securebydefault.pki.cluster_ca) O(securebydefault.pki.cluster_ca#module:ca_secret)). The state of the
+        rotation is kept in it.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
+  cross_sign:
+    description:
+      - B(Cross-signed transition.) The old root issues the new CA's certificate again (same subject and key, path
+        length 0, the new CA's name constraints), kept in the new CA as C(cross.crt). While C(switched), leaves of
+        the new CA are served with it as their chain (RV(issuer_chain)), so a peer that has not reread its bundle
+        yet - it trusts only the old root - still accepts them; a peer that trusts the new root accepts them as
+        before. At C(done) leaves are served with the new CA's own chain again.
+      - Use it when some peers reread their trust bundle rarely or only on restart (Java services, long-lived
+        clients, devices) and O(switch_after) cannot wait for all of them; it does not help a peer that never
+        trusts the new root, which fails at C(done) as without it.
+      - The old CA must have been made with C(intermediate=true) (its root may sign an intermediate), the new CA may
+        not permit names the old root does not, and the old root's key is needed once, to make C(cross.crt)
+        (O(old_ca_passphrase)). Each run checks C(cross.crt) against both CAs and refuses one it did not make.
+      - The live gate before C(done) then asks each endpoint for a leaf of the new CA's key that chains to the new
+        root when given the new CA's own certificate.
+    type: bool
+    default: false
+  old_ca_passphrase:
+    description:
+      - Passphrase of the old CA's keys - to make the cross-signed certificate (O(cross_sign)), and for CAs kept in
+        Secrets to check that the old CA's Secret still holds the key of its certificates.
+    type: str
   stage:
     description:
       - C(auto) advances one stage when its gate and evidence allow. C(trust_both), C(switched), C(done) ask for
@@ -148,6 +207,15 @@ EXAMPLES = r"""
   delegate_to: localhost
   run_once: true
   register: rotation
+
+- name: A rotation between CAs kept in Kubernetes Secrets (state in the new CA's Secret)
+  securebydefault.pki.ca_rotation:
+    old_ca_secret: {namespace: pki, name: prod-ca}
+    new_ca_secret: {namespace: pki, name: prod-ca-2027}
+    evidence: "{{ ansible_play_hosts | map('extract', hostvars, 'rotation_evidence') | list }}"
+  delegate_to: localhost
+  run_once: true
+  register: rotation
 """
 
 RETURN = r"""
@@ -158,15 +226,33 @@ stage:
   sample: switched
 signing_ca_path:
   description: The CA that signs node certificates in this stage.
-  returned: success
+  returned: for CAs kept in directories
   type: str
   sample: /srv/pki/prod-2027
 trust_also:
   description: Further CA directories the nodes trust in this stage.
-  returned: success
+  returned: for CAs kept in directories
   type: list
   elements: str
   sample: [/srv/pki/prod]
+signing_ca_secret:
+  description:
+    - The Secret of the CA that signs node certificates in this stage, with the SHA-256 C(fingerprint) of its root as
+      checked here (M(securebydefault.pki.k8s_trust_bundle) and M(securebydefault.pki.ca_info) refuse another root).
+  returned: for CAs kept in Secrets
+  type: dict
+  sample: {namespace: pki, name: prod-ca-2027, fingerprint: "5F:1E:...:9C"}
+trust_also_secrets:
+  description: The Secrets of further CAs the nodes trust in this stage, each with the fingerprint of its root.
+  returned: for CAs kept in Secrets
+  type: list
+  elements: dict
+  sample: [{namespace: pki, name: prod-ca, fingerprint: "0B:77:...:D2"}]
+signs_new:
+  description: Whether the new CA signs in this stage (C(switched), C(done)); the old one signs in C(trust_both).
+  returned: success
+  type: bool
+  sample: true
 advanced:
   description: Whether this run moved to a new stage.
   returned: success
@@ -192,6 +278,20 @@ next_due:
   returned: when not done
   type: str
   sample: "2027-01-11T10:05:12Z"
+issuer_chain:
+  description:
+    - With O(cross_sign) - the PEM that leaves present after themselves in this stage. The cross-signed certificate
+      while C(switched); empty otherwise (leaves present their CA's own chain). The role gives it to
+      M(securebydefault.pki.node_certificate) as O(securebydefault.pki.node_certificate#module:issuer_chain).
+  returned: with cross_sign
+  type: str
+uncross:
+  description:
+    - With O(cross_sign) at C(done) - how a node that still serves the cross-signed certificate (C(cross_certificate))
+      first gets its CA's own chain while it still trusts both roots (C(trust_also) or C(trust_also_secrets), as in
+      C(switched)), before any node drops the old root. The role does this for every such node first.
+  returned: with cross_sign, at done
+  type: dict
 hosts_missing_new_root:
   description: Nodes whose bundle lacks the new root.
   returned: success
@@ -225,13 +325,18 @@ endpoints:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import rotation as ops
-from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import secret_option
+from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_ACCESS_SPEC
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation import ORDER
 
 ARGUMENT_SPEC = dict(
-    path=dict(type="path", required=True),
-    old_ca_path=dict(type="path", required=True),
-    new_ca_path=dict(type="path", required=True),
+    K8S_ACCESS_SPEC,
+    path=dict(type="path"),
+    old_ca_path=dict(type="path"),
+    new_ca_path=dict(type="path"),
+    old_ca_secret=secret_option(),
+    new_ca_secret=secret_option(),
     stage=dict(type="str", choices=["auto"] + ORDER, default="auto"),
     switch_after=dict(type="str", default="1h"),
     drop_after=dict(type="str", default="1h"),
@@ -249,13 +354,23 @@ ARGUMENT_SPEC = dict(
         ),
     ),
     new_ca_passphrase=dict(type="str", no_log=True),
+    cross_sign=dict(type="bool", default=False),
+    old_ca_passphrase=dict(type="str", no_log=True),
     probe_timeout=dict(type="float", default=5),
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run(module, ops.ca_rotation)
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        supports_check_mode=True,
+        mutually_exclusive=[("old_ca_path", "old_ca_secret"), ("new_ca_path", "new_ca_secret"),
+                            ("old_ca_path", "new_ca_secret"), ("path", "new_ca_secret")],
+        required_one_of=[("old_ca_path", "old_ca_secret"), ("new_ca_path", "new_ca_secret")],
+        required_together=[("old_ca_secret", "new_ca_secret")],
+        required_by={"new_ca_path": "path"},
+    )
+    run(module, ops.ca_rotation, ca=CAOptions(path="new_ca_path", secret="new_ca_secret"), crypto=True)
 
 
 if __name__ == "__main__":

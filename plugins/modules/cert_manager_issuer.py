@@ -67,9 +67,26 @@ options:
       - The alias C(cluster_ca_path) is deprecated and will be removed in 1.0.0.
     type: path
     aliases: [cluster_ca_path]
+  ca_secret:
+    description:
+      - Instead of O(ca_path) - the Kubernetes Secret that keeps the CA, as
+        O(securebydefault.pki.cluster_ca#module:ca_secret) created it (a CA for controllers that do not last). Not to
+        be confused with O(ca_secret_name), the Issuer's own Secret that this module fills from it.
+      - With O(ca_secret_holds=intermediate) the CA's root key is decrypted in memory to sign the per-issuer
+        intermediate and stays in its Secret; only the intermediate's key goes to O(ca_secret_name).
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
   ca_passphrase:
     description:
-      - Passphrase of the CA key in O(ca_path), if it has one.
+      - Passphrase of the CA key in O(ca_path) or O(ca_secret), if it has one.
       - The Secret holds the key unencrypted, as cert-manager needs it.
     type: str
   replace_ca_secret:
@@ -205,7 +222,8 @@ ca_secret:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import cert_manager as ops
-from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import deprecated, run
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, deprecated, run
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import secret_option
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_CONNECTION_SPEC
 
 ARGUMENT_SPEC = dict(
@@ -217,6 +235,7 @@ ARGUMENT_SPEC = dict(
     type=dict(type="str", choices=["self_signed", "ca"], default="self_signed"),
     ca_secret_name=dict(type="str", no_log=False),
     ca_path=dict(type="path", **deprecated("ca_path", "cluster_ca_path")),
+    ca_secret=secret_option(),
     ca_passphrase=dict(type="str", no_log=True),
     replace_ca_secret=dict(type="bool", default=False),
     ca_secret_holds=dict(type="str", choices=["intermediate", "signing_ca"], default="intermediate"),
@@ -233,9 +252,14 @@ ARGUMENT_SPEC = dict(
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_if=[("kind", "Issuer", ["namespace"]), ("type", "ca", ["ca_secret_name"])],
-                           required_by={"ca_path": "ca_secret_name", "ca_passphrase": "ca_path"})
-    # cryptography reads the CA directory; issuers on a cert-manager CA Secret need none
-    run(module, ops.ensure_issuer, kube=True, crypto=bool(module.params["ca_path"]))
+                           mutually_exclusive=[("ca_path", "ca_secret")],
+                           required_by={"ca_path": "ca_secret_name", "ca_secret": "ca_secret_name"})
+    if module.params["ca_passphrase"] and not (module.params["ca_path"] or module.params["ca_secret"]):
+        module.fail_json(msg="ca_passphrase is the passphrase of the CA in ca_path or ca_secret; set one of them",
+                         field="ca_passphrase", fix="set ca_path or ca_secret, or remove ca_passphrase")
+    # cryptography reads the Ansible CA; issuers on a cert-manager CA Secret need none
+    ansible_ca = bool(module.params["ca_path"] or module.params["ca_secret"])
+    run(module, ops.ensure_issuer, kube=True, crypto=ansible_ca, ca=CAOptions() if ansible_ca else None)
 
 
 if __name__ == "__main__":

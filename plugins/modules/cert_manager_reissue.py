@@ -33,9 +33,24 @@ options:
     choices: [Issuer, ClusterIssuer]
     default: Issuer
   ca_path:
-    description: CA directory (M(securebydefault.pki.cluster_ca)) the certificates must be signed by.
+    description:
+      - CA directory (M(securebydefault.pki.cluster_ca)) the certificates must be signed by.
+      - Exactly one of O(ca_path) and O(ca_secret) is required.
     type: path
-    required: true
+  ca_secret:
+    description:
+      - The Kubernetes Secret that keeps that CA instead (O(securebydefault.pki.cluster_ca#module:ca_secret)); only
+        its public certificates are read.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
   bundle_configmap:
     description: A trust bundle ConfigMap (M(securebydefault.pki.k8s_trust_bundle)) to report as evidence too.
     type: str
@@ -103,7 +118,8 @@ evidence:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import cert_manager as ops
-from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import CA_CHOICE, secret_option
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_CONNECTION_SPEC
 
 ARGUMENT_SPEC = dict(
@@ -111,15 +127,16 @@ ARGUMENT_SPEC = dict(
     namespace=dict(type="str", required=True),
     issuer_name=dict(type="str", required=True),
     issuer_kind=dict(type="str", choices=["Issuer", "ClusterIssuer"], default="Issuer"),
-    ca_path=dict(type="path", required=True),
+    ca_path=dict(type="path"),
+    ca_secret=secret_option(),
     bundle_configmap=dict(type="str"),
     wait_timeout=dict(type="int", default=120),
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run(module, ops.reissue, kube=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **CA_CHOICE)
+    run(module, ops.reissue, kube=True, ca=CAOptions())
 
 
 if __name__ == "__main__":

@@ -30,10 +30,33 @@ options:
     type: str
     required: true
   ca_paths:
-    description: CA directories whose roots form the bundle, in this order.
+    description:
+      - CA directories whose roots form the bundle, in this order.
+      - At least one of O(ca_paths) and O(ca_secrets) is required.
     type: list
     elements: path
-    required: true
+    default: []
+  ca_secrets:
+    description:
+      - CAs kept in Kubernetes Secrets (O(securebydefault.pki.cluster_ca#module:ca_secret)) whose roots follow those
+        of O(ca_paths), in this order. Only their public certificates are read.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
+      fingerprint:
+        description:
+          - The SHA-256 fingerprint its root must have (as M(securebydefault.pki.ca_rotation) returns it); another
+            root is refused. Colons and case do not matter.
+        type: str
   key:
     description: Key of the bundle in the ConfigMap.
     type: str
@@ -123,13 +146,15 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import k8s_objects as ops
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import run
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import pinned_secrets_option
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_CONNECTION_SPEC
 
 ARGUMENT_SPEC = dict(
     K8S_CONNECTION_SPEC,
     name=dict(type="str", required=True),
     namespace=dict(type="str", required=True),
-    ca_paths=dict(type="list", elements="path", required=True),
+    ca_paths=dict(type="list", elements="path", default=[]),
+    ca_secrets=pinned_secrets_option(),
     key=dict(type="str", default="ca.crt", no_log=False),
     distribution=dict(type="str", choices=["configmap", "trust_manager", "auto"], default="configmap"),
     namespace_selector=dict(type="dict"),

@@ -84,6 +84,14 @@ options:
     type: list
     elements: path
     default: []
+  issuer_chain:
+    description:
+      - PEM certificates the leaf presents after itself (in the full chain and the keystore) instead of its CA's own
+        chain - the cross-signed certificate of a CA rotation with
+        O(securebydefault.pki.ca_rotation#module:cross_sign) (role C(ca_rotation) sets it while C(switched)).
+      - The first one must certify the signing CA's own name and key; anything else is refused before the node is
+        touched. Empty - the CA's own chain.
+    type: str
   identity_from:
     description:
       - Which host facts name the node. C(ipv4)/C(ipv6) are the addresses of every

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, ca_location
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store, revocation
@@ -159,6 +159,41 @@ def ensure_ca(ctx) -> Dict[str, Any]:
     return result
 
 
+def pinned_root(store, expected: Optional[str], field: str) -> str:
+    """The root PEM of the CA ``store`` keeps; with ``expected``, only if its SHA-256 fingerprint is that one."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificate
+
+    root = ca_store.public_in(store)[1]
+    if (
+        expected
+        and fingerprint(load_certificate(root, field)).replace(":", "").upper()
+        != expected.replace(":", "").strip().upper()
+    ):
+        raise PKIError(
+            field + ".fingerprint",
+            "the root in %s is not the one with fingerprint %s (it changed since it was checked)"
+            % (store.where, expected),
+            "find out who replaced it; if the CA is compromised, stop the rotation and restore the Secret from backup",
+        )
+    return root
+
+
+def _secret_store(ctx, secret: Dict[str, str], field: str):
+    """A read-only view of the CA kept in ``secret`` ({namespace, name}); ``field`` names it in errors."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.ca_secret import SecretStore
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
+
+    return SecretStore(
+        ctx.kube,
+        check_k8s_name(secret["namespace"], field + ".namespace"),
+        check_k8s_name(secret["name"], field + ".name"),
+        field,
+        dry_run=True,
+    )
+
+
 def ca_info(ctx) -> Dict[str, Any]:
     """Module ca_info: the public side, checked (with the passphrase: against the key too)."""
     params, store = ctx.params, ctx.store
@@ -172,8 +207,11 @@ def ca_info(ctx) -> Dict[str, Any]:
         files = store.read(("ca.crt", "root.crt", "ca.json", revocation.STATE, revocation.CRL))
         ca_store.check_public_files(files, store.where, store.field)  # root <-> intermediate <-> ca.json
     issuer, bundle = public_of(files, store.where, store.field)
-    for other in params["trust_also"]:
-        root = read_public(other, "trust_also")[1]
+    roots = [read_public(other, "trust_also")[1] for other in params["trust_also"]]
+    for index, other in enumerate(params.get("trust_also_secrets") or []):
+        field = "trust_also_secrets[%d]" % index
+        roots.append(pinned_root(_secret_store(ctx, other, field), other.get("fingerprint"), field))
+    for root in roots:
         if root not in bundle:
             bundle += root
     meta = metadata_of(files["ca.json"], store.where, store.field)

@@ -377,14 +377,17 @@ def _wait_all(
 
 
 # -- Issuer
-def ca_secret_data(path: str, passphrase: Optional[str]) -> Tuple[Dict[str, str], Dict[str, str]]:
-    """tls.crt (signing CA, then its root if it is an intermediate), tls.key (PKCS#8, clear), ca.crt (root)."""
+def ca_secret_data(store, passphrase: Optional[str]) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """tls.crt (signing CA, then its root if it is an intermediate), tls.key (PKCS#8, clear), ca.crt (root).
+
+    ``store``: where the Ansible CA is kept (ca_path or ca_secret).
+    """
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import describe, pem_of
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca_in
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import private_key_pem
 
-    ca = load_ca(path, passphrase, field="ca_path", passphrase_field="ca_passphrase")
+    ca = load_ca_in(store, passphrase)
     chain = [ca.certificate] + list(ca.chain) + ([ca.root] if ca.root != ca.certificate else [])
     data = {
         "tls.crt": base64.b64encode(pem_of(chain).encode()).decode(),
@@ -443,7 +446,7 @@ def intermediate_secret_data(ctx, namespace: str, name: str, before: Optional[Di
         load_certificate,
         pem_of,
     )
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import public_in
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import private_key_pem
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import (
         isoformat,
@@ -452,10 +455,10 @@ def intermediate_secret_data(ctx, namespace: str, name: str, before: Optional[Di
         utcnow,
     )
 
-    params = ctx.params
+    params, store = ctx.params, ctx.store
     now = utcnow()
-    signing_pem, root_pem = read_public(params["ca_path"], "ca_path")
-    signing, root = load_certificate(signing_pem, "ca_path"), load_certificate(root_pem, "ca_path")
+    signing_pem, root_pem = public_in(store)
+    signing, root = load_certificate(signing_pem, store.field), load_certificate(root_pem, store.field)
     certs, key_pem = _secret_certificates(before)
     if certs is None and not params["replace_ca_secret"]:
         raise PKIError(
@@ -469,11 +472,10 @@ def intermediate_secret_data(ctx, namespace: str, name: str, before: Optional[Di
         ctx.warn(
             "Secret %s/%s holds the key of the CA in %s itself (what this module wrote before 0.4.0); it is kept. "
             "Set replace_ca_secret: true to replace it by a per-issuer intermediate (pods keep trusting the same "
-            "root), or ca_secret_holds: signing_ca to keep it without this warning"
-            % (namespace, name, params["ca_path"])
+            "root), or ca_secret_holds: signing_ca to keep it without this warning" % (namespace, name, store.where)
         )
         return dict(before["data"]), dict(describe(held), intermediate=False)
-    signer = issuer_ca.load_signer(params["ca_path"], params["ca_passphrase"], now)
+    signer = issuer_ca.load_signer_in(store, params["ca_passphrase"], now)
     constraints = issuer_ca.narrowed(
         signer,
         params["intermediate_permitted_dns"],
@@ -531,7 +533,7 @@ def ensure_ca_secret(ctx, namespace: str) -> Tuple[Dict, Optional[Dict]]:
     if params["ca_secret_holds"] == "intermediate":
         data, info = intermediate_secret_data(ctx, namespace, name, before)
     else:
-        data, info = ca_secret_data(params["ca_path"], params["ca_passphrase"])
+        data, info = ca_secret_data(ctx.store, params["ca_passphrase"])
         old = ((before or {}).get("data") or {}).get("tls.crt")
         if old and old != data["tls.crt"] and not params["replace_ca_secret"]:
             raise _refuse_other_ca(namespace, name)
@@ -581,8 +583,9 @@ def ensure_issuer(ctx) -> Dict:
     name = cm.check_k8s_name(params["name"], "name")
     namespace = None if cluster else cm.check_k8s_name(params["namespace"], "namespace")
     plural = "clusterissuers" if cluster else "issuers"
-    if params["ca_path"] and params["type"] != "ca":
-        raise PKIError("ca_path", "only applies to type ca", "set type: ca, or remove ca_path")
+    ansible_ca = "ca_path" if params["ca_path"] else ("ca_secret" if params.get("ca_secret") else None)
+    if ansible_ca and params["type"] != "ca":
+        raise PKIError(ansible_ca, "only applies to type ca", "set type: ca, or remove %s" % ansible_ca)
     if params["state"] == "absent":
         return delete_object(ctx, plural, namespace, name)
     spec = cm.issuer_spec(params)
@@ -592,7 +595,16 @@ def ensure_issuer(ctx) -> Dict:
     path = namespaced_path(cm.API_VERSION, plural, namespace, name)
     before = kube.get(path)
     _check_rotated(before, spec, params["kind"], name)
-    if params["ca_path"]:
+    if ansible_ca == "ca_secret" and (
+        params["cluster_resource_namespace"] if cluster else namespace,
+        params["ca_secret_name"],
+    ) == (params["ca_secret"]["namespace"], params["ca_secret"]["name"]):
+        raise PKIError(
+            "ca_secret_name",
+            "is the Secret that keeps the CA itself (ca_secret)",
+            "give the Issuer a Secret of its own; it gets a per-issuer intermediate of that CA",
+        )
+    if ansible_ca:
         result["ca_secret"], diff = ensure_ca_secret(
             ctx, params["cluster_resource_namespace"] if cluster else namespace
         )
@@ -650,12 +662,12 @@ def reissue(ctx) -> Dict:
     """Re-issue every Certificate of the issuer whose Secret is not signed by the CA in ca_path; wait for each."""
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificate
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import public_in
 
     params = ctx.params
     namespace = cm.check_k8s_name(params["namespace"], "namespace")
     # the CA's issuing certificate and its root: leaves of a per-issuer intermediate chain to the root
-    issuer = [load_certificate(pem, "ca_path") for pem in read_public(params["ca_path"], "ca_path")]
+    issuer = [load_certificate(pem, ctx.store.field) for pem in public_in(ctx.store)]
     return reissue_under(
         ctx,
         namespace,

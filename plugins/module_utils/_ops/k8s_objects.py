@@ -10,7 +10,7 @@ reads CA roots.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import objects
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import check_k8s_name
@@ -55,13 +55,25 @@ def ensure_namespace(ctx) -> Dict:
 def bundle_of(paths: Sequence[str]) -> Tuple[str, List[str]]:
     """The roots of the CA directories, in order, each once -> (PEM text, SHA-256 fingerprints)."""
     # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import DirectoryStore
+
+    return roots_in([DirectoryStore(path, "ca_paths") for path in paths])
+
+
+def roots_in(stores, pins: Sequence[Optional[str]] = ()) -> Tuple[str, List[str]]:
+    """The roots of the CAs that ``stores`` keep (directories, Secrets), in order, each once; see bundle_of.
+
+    ``pins``: per store, the fingerprint its root must have (None: any).
+    """
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.ca import pinned_root
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificate
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
 
     roots, prints = [], []
-    for path in paths:
-        root = read_public(path, "ca_paths")[1]
-        digest = fingerprint(load_certificate(root, "ca_paths"))
+    pins = list(pins) + [None] * (len(stores) - len(pins))
+    for store, pin in zip(stores, pins):
+        root = pinned_root(store, pin, store.field)
+        digest = fingerprint(load_certificate(root, store.field))
         if digest not in prints:
             roots.append(root if root.endswith("\n") else root + "\n")
             prints.append(digest)
@@ -73,9 +85,31 @@ def ensure_trust_bundle(ctx) -> Dict:
     params = ctx.params
     name = check_k8s_name(params["name"], "name")
     namespace = check_k8s_name(params["namespace"], "namespace")
-    if not params["ca_paths"]:
-        raise PKIError("ca_paths", "is empty", "list at least one CA directory")
-    return deliver_roots(ctx, params, name, namespace, lambda: bundle_of(params["ca_paths"]))
+    if not params["ca_paths"] and not params.get("ca_secrets"):
+        raise PKIError("ca_paths", "is empty", "list at least one CA directory (or CA Secret in ca_secrets)")
+    pins = [None] * len(params["ca_paths"] or []) + [s.get("fingerprint") for s in params.get("ca_secrets") or []]
+    return deliver_roots(ctx, params, name, namespace, lambda: roots_in(ca_stores(ctx), pins))
+
+
+def ca_stores(ctx) -> List:
+    """The CAs of ca_paths (directories) then of ca_secrets (Secrets, read only), in that order."""
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.ca_secret import SecretStore
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import DirectoryStore
+
+    stores = [DirectoryStore(path, "ca_paths") for path in ctx.params["ca_paths"] or []]
+    for index, secret in enumerate(ctx.params.get("ca_secrets") or []):
+        field = "ca_secrets[%d]" % index
+        stores.append(
+            SecretStore(
+                ctx.kube,
+                check_k8s_name(secret["namespace"], field + ".namespace"),
+                check_k8s_name(secret["name"], field + ".name"),
+                field,
+                dry_run=True,
+            )
+        )
+    return stores
 
 
 def deliver_roots(ctx, params: Dict, name: str, namespace: str, roots: Callable[[], Tuple[str, List[str]]]) -> Dict:

@@ -28,7 +28,9 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.rotation i
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_duration, utcnow
 
 STATE_SUFFIX = ".rotation.json"
-STATE_KEYS = ("old_ca_path", "new_ca_path", "old_root", "new_root", "stage", "times")
+# the key of the new CA's Secret that holds the state of a rotation between CAs kept in Secrets
+STATE_KEY = "rotation.json"
+STATE_KEYS = ("old_ca_path", "new_ca_path", "old_ca_secret", "new_ca_secret", "old_root", "new_root", "stage", "times")
 
 
 def default_state_path(new_ca_path: str) -> str:
@@ -38,7 +40,11 @@ def default_state_path(new_ca_path: str) -> str:
 
 def load_state(path: str, field_name: str = "path") -> Dict[str, Any]:
     """The recorded state ({} before the first step); refuses anything this module did not write."""
-    data = read_bytes(path, field_name)
+    return parse_state(read_bytes(path, field_name), path, field_name)
+
+
+def parse_state(data: Optional[bytes], path: str, field_name: str) -> Dict[str, Any]:
+    """A state file's content (None: none yet) as the state; ``path`` says where it was read, for errors."""
     if data is None:
         return {}
     try:
@@ -69,11 +75,86 @@ def save_state(path: str, state: Dict[str, Any]) -> None:
     atomic_write(FileSpec(path, 0o644), (json.dumps(state, indent=2) + "\n").encode())
 
 
+class StateFile:
+    """The state of a rotation between CA directories: a JSON file on the CA host (``path``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def load(self) -> Dict[str, Any]:
+        return load_state(self.path)
+
+    def save(self, before: Dict[str, Any], state: Dict[str, Any]) -> None:
+        save_state(self.path, state)
+
+
+class SecretState:
+    """The state of a rotation between CAs kept in Secrets: key ``rotation.json`` of the new CA's Secret.
+
+    It lives with the CA, so a controller that does not last (AWX) finds it on the next run. The write is
+    conditional on the Secret's resourceVersion (``SecretStore.update``); a rotation that another run moved
+    meanwhile is not overwritten - this run fails and the next one starts from the recorded stage.
+    """
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def load(self) -> Dict[str, Any]:
+        return parse_state(
+            self.store.read((STATE_KEY,))[STATE_KEY], "%s: %s" % (self.store.where, STATE_KEY), self.store.field
+        )
+
+    def save(self, before: Dict[str, Any], state: Dict[str, Any]) -> None:
+        where = "%s: %s" % (self.store.where, STATE_KEY)
+
+        def change(files):
+            if parse_state(files[STATE_KEY], where, self.store.field) != before:
+                raise PKIError(
+                    self.store.field,
+                    "another run moved this rotation while this one decided (%s)" % where,
+                    "run again: it starts from the stage that run recorded",
+                )
+            return {STATE_KEY: (json.dumps(state, indent=2) + "\n").encode()}
+
+        self.store.update(change, (STATE_KEY,))
+
+
+@dataclass
+class RotationCAs:
+    """Where the two CAs of a rotation are kept (ca_store.DirectoryStore or k8s SecretStore) and its state."""
+
+    old: Any
+    new: Any
+    state: Any
+    # how results and the state name a location: ("old_ca_path", "new_ca_path") or the *_secret options
+    old_name: Any = None
+    new_name: Any = None
+
+    @property
+    def in_secrets(self) -> bool:
+        return isinstance(self.state, SecretState)
+
+
+def directory_cas(request: "RotationRequest") -> RotationCAs:
+    """The CAs of a rotation between directories on the CA host, its state in ``request.path``."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import DirectoryStore
+
+    if not request.path:
+        raise PKIError("path", "is required for CAs kept in directories", "give the state file's path")
+    return RotationCAs(
+        DirectoryStore(request.old_ca_path, "old_ca_path"),
+        DirectoryStore(request.new_ca_path, "new_ca_path"),
+        StateFile(request.path),
+        request.old_ca_path,
+        request.new_ca_path,
+    )
+
+
 @dataclass
 class RotationRequest:
-    path: str
-    old_ca_path: str
-    new_ca_path: str
+    path: Optional[str] = None
+    old_ca_path: Optional[str] = None
+    new_ca_path: Optional[str] = None
     stage: str = "auto"
     switch_after: datetime.timedelta = datetime.timedelta(hours=1)
     drop_after: datetime.timedelta = datetime.timedelta(hours=1)
@@ -85,6 +166,12 @@ class RotationRequest:
     endpoints: List[Dict[str, Any]] = field(default_factory=list)
     new_ca_passphrase: Optional[str] = None
     probe_timeout: float = 5.0
+    # CAs kept in Kubernetes Secrets ({namespace, name}) instead of the directories
+    old_ca_secret: Optional[Dict[str, str]] = None
+    new_ca_secret: Optional[Dict[str, str]] = None
+    # serve leaves of the new CA with its cross-signed certificate (by the old root) during switched
+    cross_sign: bool = False
+    old_ca_passphrase: Optional[str] = None
 
     @classmethod
     def from_params(cls, params: Dict[str, Any]) -> "RotationRequest":
@@ -131,30 +218,52 @@ def evidence_report(evidence, new_root_pem: str, new_issuer_pem: str) -> Tuple[L
     return missing, old
 
 
-def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
-    """One round of the rotation: decide the stage, record it (not in check mode), say what nodes need."""
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_files import read_public
+def step(
+    request: RotationRequest,
+    check_mode: bool,
+    now: Optional[datetime.datetime] = None,
+    cas: Optional[RotationCAs] = None,
+) -> Dict[str, Any]:
+    """One round of the rotation: decide the stage, record it (not in check mode), say what nodes need.
 
-    old_root = read_public(request.old_ca_path, "old_ca_path")[1]
-    new_issuer, new_root = read_public(request.new_ca_path, "new_ca_path")
+    ``cas``: where the CAs and the state are kept; by default the directories and state file of ``request``.
+    """
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import public_in
+
+    cas = cas or directory_cas(request)
+    old_root = public_in(cas.old)[1]
+    new_issuer, new_root = public_in(cas.new)
     if old_root == new_root:
-        raise PKIError("new_ca_path", "is the same CA as old_ca_path", "create a new CA at another path first")
+        raise PKIError(cas.new.field, "is the same CA as %s" % cas.old.field, "create a new CA elsewhere first")
     now = now or utcnow()
-    state = load_state(request.path)
+    if cas.in_secrets:
+        check_keys(cas, request)
+    state = cas.state.load()
+    if cas.in_secrets and not state:
+        _check_not_begun(cas.new)
     if state and (state.get("old_root") != old_root or state.get("new_root") != new_root):
+        where = "%s: %s" % (cas.new.where, STATE_KEY) if cas.in_secrets else request.path
         raise PKIError(
-            "path",
-            "%s records a rotation between other CAs" % request.path,
-            "finish that rotation, or give this rotation its own state file",
+            cas.new.field if cas.in_secrets else "path",
+            "%s records a rotation between other CAs" % where,
+            "finish that rotation, or give this rotation its own state file"
+            if not cas.in_secrets
+            else "finish that rotation first; a CA is rotated to once",
         )
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import live_gate
 
     targets = live_gate.targets_of(request.endpoints)
-    check_certified(targets, [request.old_ca_path, request.new_ca_path], now)
+    check_certified(targets, [cas.old, cas.new], now)
+    # made (or checked) from the start, so that a root that cannot cross-sign fails before anything changes
+    cross_pem = None
+    if request.cross_sign and state.get("stage") != "done":
+        cross_pem = ensure_cross(cas, request, check_mode, now)
     missing, old = evidence_report(request.evidence, new_root, new_issuer)
     silent = [host for host in request.hosts_without_evidence if host not in missing + old]
     missing, old = missing + silent, old + silent
-    verdicts = _live_verdicts(request, state, targets, new_root, now)
+    # cross-signed, leaves are served with the cross certificate until done: the done gate asks for a leaf of
+    # the new CA's key that chains to the new root, given the new CA's own certificate
+    verdicts = _live_verdicts(request, state, targets, new_issuer if cross_pem else new_root, now, cas.new)
     decision = decide(
         state.get("stage"),
         state.get("times") or {},
@@ -171,23 +280,36 @@ def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.date
         request.force,
     )
     stage = decision.stage
+    kind = "secret" if cas.in_secrets else "path"
     new_state = {
-        "old_ca_path": request.old_ca_path,
-        "new_ca_path": request.new_ca_path,
+        "old_ca_" + kind: cas.old_name,
+        "new_ca_" + kind: cas.new_name,
         "old_root": old_root,
         "new_root": new_root,
         "stage": stage,
         "times": decision.times,
     }
     if new_state != state and not check_mode:
-        save_state(request.path, new_state)
-    signing, trust_also = signing_and_trust(stage, request.old_ca_path, request.new_ca_path)
+        cas.state.save(state, new_state)
+    signing, trust_also = signing_and_trust(stage, cas.old_name, cas.new_name)
+    if cas.in_secrets:
+        # each Secret with the fingerprint of the root checked here: the tasks that read it later refuse another
+        old_print, new_print = _fingerprint(old_root), _fingerprint(new_root)
+
+        def pinned(secret):
+            return dict(secret, fingerprint=new_print if secret == cas.new_name else old_print)
+
+        signing, trust_also = pinned(signing), [pinned(t) for t in trust_also]
     result = dict(
         changed=new_state != state,
         stage=stage,
         advanced=decision.advanced,
-        signing_ca_path=signing,
-        trust_also=trust_also,
+        signs_new=stage != "trust_both",
+        **(
+            dict(signing_ca_secret=signing, trust_also_secrets=trust_also)
+            if cas.in_secrets
+            else dict(signing_ca_path=signing, trust_also=trust_also)
+        ),
         hosts_missing_new_root=missing,
         hosts_on_old_ca=old,
         endpoints=verdicts,
@@ -195,10 +317,136 @@ def step(request: RotationRequest, check_mode: bool, now: Optional[datetime.date
     )
     if stage != "done":
         result.update(blocked_by=decision.blocked_by, next_due=decision.next_due, next_stage=NEXT[stage])
+    if request.cross_sign:
+        # what leaves present after themselves in this stage: the cross certificate while switched, else their CA's
+        result["issuer_chain"] = cross_pem if stage == "switched" else ""
+        if stage == "done":
+            # a node that still serves the cross certificate first gets its CA's own chain while it still trusts
+            # both roots (every node, before any drops the old root: a peer that dropped it would refuse the cross)
+            held = _checked_cross(cas, old_root)
+            _signing, before = signing_and_trust("switched", cas.old_name, cas.new_name)
+            if cas.in_secrets:
+                old_print = _fingerprint(old_root)
+                before = {"trust_also_secrets": [dict(t, fingerprint=old_print) for t in before]}
+            else:
+                before = {"trust_also": before}
+            result["uncross"] = dict(before, cross_certificate=held)
     return result
 
 
-def check_certified(targets, ca_paths: List[str], now: datetime.datetime) -> None:
+def _fingerprint(root_pem: str) -> str:
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificate
+
+    return fingerprint(load_certificate(root_pem, "root.crt"))
+
+
+def check_keys(cas: RotationCAs, request: RotationRequest) -> None:
+    """Both CAs kept in Secrets hold the key of their certificates (decrypted in memory with their passphrases).
+
+    Whoever may write a CA's namespace but knows no passphrase could otherwise swap in certificates of their own:
+    the roots that nodes and pods are told to trust come from these Secrets.
+    """
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca_in
+
+    load_ca_in(cas.old, request.old_ca_passphrase, "old_ca_passphrase")
+    load_ca_in(cas.new, request.new_ca_passphrase, "new_ca_passphrase")
+
+
+def _check_not_begun(store) -> None:
+    """A new CA that already signed, but holds no rotation state: the state was lost (or deleted), not a new start."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger
+
+    if (store.read((ledger.LEDGER,))[ledger.LEDGER] or b"").strip():
+        raise PKIError(
+            store.field,
+            "%s holds no rotation state (%s) but has already signed certificates: starting over would sign with the "
+            "old CA again after nodes may have dropped it" % (store.where, STATE_KEY),
+            "restore the Secret (with its rotation.json) from backup",
+        )
+
+
+def _checked_cross(cas: RotationCAs, old_root_pem: str) -> str:
+    """The cross certificate kept in the new CA once it is done ("" if there is none), checked like before (but it
+    may have expired): what the role compares with what nodes serve, so nothing else may stand in for it."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import cross_sign
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
+        certificate_pem,
+        load_certificate,
+        load_certificates,
+    )
+
+    files = cas.new.read(("ca.crt", cross_sign.CROSS_FILE))
+    if files[cross_sign.CROSS_FILE] is None:
+        return ""
+    where = "%s: %s" % (cas.new.where, cross_sign.CROSS_FILE)
+    try:
+        certs = load_certificates(files[cross_sign.CROSS_FILE], where)
+    except PKIError:
+        certs = []
+    new_issuing = load_certificate(files["ca.crt"], "%s: ca.crt" % cas.new.where)
+    why = "not one certificate"
+    if len(certs) == 1:
+        why = cross_sign.problem_with(certs[0], load_certificate(old_root_pem, "root.crt"), new_issuing, None)
+    if why is not None:
+        raise PKIError(
+            cas.new.field,
+            "%s is not the cross-signed certificate of this rotation: %s" % (where, why),
+            "delete it (the rotation is done; nodes that still serve it get their own chain on the next run anyway)",
+        )
+    return certificate_pem(certs[0])
+
+
+def ensure_cross(cas: RotationCAs, request: RotationRequest, check_mode: bool, now: datetime.datetime) -> str:
+    """The cross-signed certificate of the new CA by the old root (PEM), kept in the new CA; made on first use."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki import cross_sign, issuer_ca
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
+        certificate_pem,
+        load_certificate,
+        load_certificates,
+    )
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import public_in
+
+    where = "%s: %s" % (cas.new.where, cross_sign.CROSS_FILE)
+    files = cas.new.read(("ca.crt", cross_sign.CROSS_FILE))
+    new_issuing = load_certificate(files["ca.crt"], "%s: ca.crt" % cas.new.where)
+    old_root = load_certificate(public_in(cas.old)[1], "%s: root.crt" % cas.old.where)
+    held = files[cross_sign.CROSS_FILE]
+    if held is not None:
+        try:
+            certs = load_certificates(held, where)
+        except PKIError:
+            certs = []
+        why = "not one certificate"
+        if len(certs) == 1:
+            why = cross_sign.problem_with(certs[0], old_root, new_issuing, now + cross_sign.CROSS_RENEW)
+        if why is None:
+            return certificate_pem(certs[0])
+        if why != "it has expired":
+            raise PKIError(
+                cas.new.field,
+                "%s is not the cross-signed certificate of this rotation: %s" % (where, why),
+                "delete it; the next run makes it again from the old root (old_ca_passphrase)",
+            )
+    from cryptography import x509  # pylint: disable=import-outside-toplevel
+
+    root_files = cas.old.read(("root.crt", "root.key"))
+    basic = old_root.extensions.get_extension_for_class(x509.BasicConstraints).value
+    if not root_files.get("root.key") or (basic.path_length is not None and basic.path_length < 1):
+        raise PKIError(
+            "cross_sign",
+            "the old CA's root (%s) may not sign an intermediate: it was made without intermediate: true, so it "
+            "cannot cross-sign the new CA" % cas.old.where,
+            "rotate without cross_sign, and give switch_after the time every peer needs to reread its bundle",
+        )
+    signer = issuer_ca.load_signer_in(cas.old, request.old_ca_passphrase, now, passphrase_field="old_ca_passphrase")
+    lifetime = request.switch_after + request.drop_after + cross_sign.CROSS_MARGIN
+    pem = certificate_pem(cross_sign.cross_certificate(signer.key, signer.certificate, new_issuing, now, lifetime))
+    if not check_mode:
+        cas.new.update(lambda _files: {cross_sign.CROSS_FILE: pem.encode("ascii")}, (cross_sign.CROSS_FILE,))
+    return pem
+
+
+def check_certified(targets, stores, now: datetime.datetime) -> None:
     """Every endpoint's host part is the node's inventory name or a name a CA here certified to that node.
 
     Endpoints come from host variables, which a node's own facts can override: without this check a
@@ -212,8 +460,8 @@ def check_certified(targets, ca_paths: List[str], now: datetime.datetime) -> Non
     if not targets:
         return
     certified: Dict[str, set] = {}
-    for path in ca_paths:
-        data = read_bytes(os.path.join(path, ledger.LEDGER), "new_ca_path") or b""
+    for store in stores:
+        data = store.read((ledger.LEDGER,))[ledger.LEDGER] or b""
         for entry in ledger.parse(data)[0]:
             try:
                 live = parse_isoformat(entry["not_after"]) > now
@@ -234,14 +482,14 @@ def check_certified(targets, ca_paths: List[str], now: datetime.datetime) -> Non
 
 
 def _live_verdicts(
-    request: RotationRequest, state: Dict[str, Any], targets, new_root: str, now: datetime.datetime
+    request: RotationRequest, state: Dict[str, Any], targets, new_root: str, now: datetime.datetime, new_store
 ) -> List[Dict[str, Any]]:
     """Probe the endpoints for the gate after the recorded stage, once its time gate has opened.
 
     None before the rotation starts, once it is done, or when this run does not ask for the next stage.
     """
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import live_gate
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca_in
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil import parse_isoformat
 
     gate = NEXT.get(state.get("stage") or "")
@@ -252,13 +500,29 @@ def _live_verdicts(
     wait = request.switch_after if gate == "switched" else request.drop_after
     if now < parse_isoformat(state["times"][state["stage"]]) + wait and not request.force:
         return []  # the time gate holds the stage anyway
-    ca = load_ca(request.new_ca_path, request.new_ca_passphrase, "new_ca_path", "new_ca_passphrase")
+    ca = load_ca_in(new_store, request.new_ca_passphrase, "new_ca_passphrase")
     return live_gate.check(targets, gate, ca, new_root, request.probe_timeout)
 
 
+def _secret_name(secret: Dict[str, str]) -> Dict[str, str]:
+    return {"namespace": secret["namespace"], "name": secret["name"]}
+
+
 def ca_rotation(ctx) -> Dict[str, Any]:
-    """Module ca_rotation."""
-    return step(RotationRequest.from_params(ctx.params), ctx.check_mode)
+    """Module ca_rotation: between CA directories (state file ``path``) or CAs kept in Secrets."""
+    request = RotationRequest.from_params(ctx.params)
+    if not request.new_ca_secret:
+        return step(request, ctx.check_mode)
+    # pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, _ca_store
+
+    old, new = _ca_store(ctx, CAOptions(path="old_ca_path", secret="old_ca_secret")), ctx.store
+    cas = RotationCAs(
+        old, new, SecretState(new), _secret_name(request.old_ca_secret), _secret_name(request.new_ca_secret)
+    )
+    if (old.namespace, old.name) == (new.namespace, new.name):
+        raise PKIError("new_ca_secret", "is the same Secret as old_ca_secret", "create the new CA in another Secret")
+    return step(request, ctx.check_mode, cas=cas)
 
 
 def states_beside(ca_paths: List[str]) -> List[str]:

@@ -255,9 +255,16 @@ def check_public_files(files: Mapping[str, Optional[bytes]], where: str, field: 
         )
 
 
-def load_ca_in(store, passphrase: Optional[str]) -> CertificateAuthority:
+def load_ca_in(store, passphrase: Optional[str], passphrase_field: str = "ca_passphrase") -> CertificateAuthority:
     """Load and validate the CA a store (DirectoryStore, k8s SecretStore) keeps."""
-    return load_ca_from(store.read(LOAD_FILES), store.where, passphrase, store.field)
+    return load_ca_from(store.read(LOAD_FILES), store.where, passphrase, store.field, passphrase_field)
+
+
+def public_in(store) -> tuple:
+    """(issuer PEM, root PEM) of the CA a store keeps, once ca.crt, root.crt and ca.json agree (no key needed)."""
+    files = store.read(("ca.crt", "root.crt", "ca.json"))
+    check_public_files(files, store.where, store.field)
+    return public_of(files, store.where, store.field)
 
 
 # A change to a CA's files: given what they are now (name -> bytes, None when absent), the files to write.

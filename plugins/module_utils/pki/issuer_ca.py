@@ -47,36 +47,45 @@ class Signer:
 
 def load_signer(path: str, passphrase: Optional[str], now: Optional[datetime.datetime] = None) -> Signer:
     """The root key and certificate of the CA directory ``path``; refused when the root may not sign a CA."""
+    from .ca_store import DirectoryStore
+
+    return load_signer_in(DirectoryStore(path), passphrase, now)
+
+
+def load_signer_in(
+    store, passphrase: Optional[str], now: Optional[datetime.datetime] = None, passphrase_field: str = "ca_passphrase"
+) -> Signer:
+    """The root key and certificate of the CA a store keeps (a directory, or a Secret); see load_signer."""
     from cryptography import x509
 
     from .authority import NameConstraintsSpec
     from .bundle import load_certificate
-    from .ca_files import read_directory
     from .keys import load_private_key, public_key_der
     from .timeutil import not_valid_after, utcnow
 
-    files = read_directory(path, ("root.crt", "root.key"), "ca_path")
+    path = store.where
+    files = store.read(("root.crt", "root.key"))
     if not files.get("root.crt"):
-        raise PKIError("ca_path", "%s holds no CA (root.crt is missing)" % path, "create it with cluster_ca first")
+        raise PKIError(store.field, "%s holds no CA (root.crt is missing)" % path, "create it with cluster_ca first")
     root = load_certificate(files["root.crt"], "%s: root.crt" % path)
     basic = root.extensions.get_extension_for_class(x509.BasicConstraints).value
     if not files.get("root.key") or (basic.path_length is not None and basic.path_length < 1):
         raise PKIError(
-            "ca_path",
+            store.field,
             "the CA in %s is a root that cannot sign an intermediate (it was made without intermediate: true), "
             "so cert-manager would get the root key itself" % path,
             "make the cluster's CA with cluster_ca intermediate: true (its root then signs a per-issuer intermediate "
-            "and stays on the CA host), or set ca_secret_holds: signing_ca to put this CA's own key into the Secret "
-            "knowingly",
+            "and stays where the CA is kept), or set ca_secret_holds: signing_ca to put this CA's own key into the "
+            "Secret knowingly",
         )
     try:
         key = load_private_key(files["root.key"] or b"", passphrase, "%s: root.key" % path)
     except PKIError as exc:
-        raise PKIError("ca_passphrase" if "passphrase" in exc.problem else "ca_path", exc.problem, exc.fix) from None
+        raise PKIError(passphrase_field if "passphrase" in exc.problem else store.field, exc.problem, exc.fix) from None
     if public_key_der(key) != public_key_der(root.public_key()):
-        raise PKIError("ca_path", "root.key in %s does not match root.crt" % path, "restore the pair from backup")
+        raise PKIError(store.field, "root.key in %s does not match root.crt" % path, "restore the pair from backup")
     if not_valid_after(root) <= (now or utcnow()):
-        raise PKIError("ca_path", "the root of %s has expired" % path, "rotate the CA (ca_rotation)")
+        raise PKIError(store.field, "the root of %s has expired" % path, "rotate the CA (ca_rotation)")
     return Signer(key, root, NameConstraintsSpec.from_certificate(root))
 
 

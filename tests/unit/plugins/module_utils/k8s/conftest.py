@@ -35,7 +35,8 @@ def context(kube):
     """
     # the use cases run on the controller: ansible is imported only where it is (not on the nodes' python3)
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # pylint: disable=import-outside-toplevel
-    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import Context  # noqa: E501 pylint: disable=import-outside-toplevel
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import (  # noqa: E501 pylint: disable=import-outside-toplevel
+        CAOptions, Context, _ca_store)
 
     def make(spec, params, check_mode=False, diff=True):
         validated = ArgumentSpecValidator(spec).validate(dict(params))
@@ -43,5 +44,7 @@ def context(kube):
         ctx = Context(FakeModule(validated.validated_parameters, check_mode, diff))
         ctx._kube = kube  # pylint: disable=protected-access
         ctx.deprecations = validated._deprecations  # pylint: disable=protected-access
+        if ctx.params.get("ca_path") or ctx.params.get("ca_secret"):  # as runner.run(ca=CAOptions()) does
+            ctx.store = _ca_store(ctx, CAOptions())
         return ctx
     return make

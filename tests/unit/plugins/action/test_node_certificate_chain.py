@@ -1,0 +1,37 @@
+# Copyright: securebydefault.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""node_certificate issuer_chain: the action plugin takes only a chain whose first certificate is the signing CA's."""
+from __future__ import annotations
+
+import datetime
+import os
+
+import pytest
+
+pytest.importorskip("ansible")
+
+from ansible_collections.securebydefault.pki.plugins.action.node_certificate import chain_instead  # noqa: E402
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops import rotation  # noqa: E402
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.cross_sign import CROSS_FILE  # noqa: E402
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError  # noqa: E402
+
+PASS = "correct horse"
+
+
+def read(ca, name):
+    with open(os.path.join(ca.path, name)) as handle:
+        return handle.read()
+
+
+def test_node_certificate_takes_only_a_chain_of_the_signing_ca(make_ca):
+    old = make_ca("Old CA", intermediate=True, permitted_dns=["zone.test"])
+    new = make_ca("New CA", intermediate=True, permitted_dns=["zone.test"])
+    rotation.step(rotation.RotationRequest(path=new.path + ".json", old_ca_path=old.path, new_ca_path=new.path,
+                                           cross_sign=True, old_ca_passphrase=PASS),
+                  check_mode=False, now=datetime.datetime.now(datetime.timezone.utc))
+    issuer = read(new, "ca.crt") + read(new, "root.crt")
+    assert chain_instead(issuer, read(new, CROSS_FILE)) == read(new, CROSS_FILE)
+    for wrong in (read(old, "ca.crt"), read(new, "root.crt")):  # another CA; the new root (another key and name)
+        with pytest.raises(PKIError) as err:
+            chain_instead(issuer, wrong)
+        assert err.value.field == "issuer_chain"
