@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, ca_location
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ca_store, revocation
@@ -159,27 +159,24 @@ def ensure_ca(ctx) -> Dict[str, Any]:
     return result
 
 
-def pinned_root(store, expected: Optional[str], field: str) -> str:
-    """The root PEM of the CA ``store`` keeps; with ``expected``, only if its SHA-256 fingerprint is that one."""
+def pinned_root(store, expected: Optional[str], field: str) -> Tuple[str, str]:
+    """(root PEM, its SHA-256 fingerprint) of the CA ``store`` keeps; with ``expected``, only if it has that one."""
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificate
 
     root = ca_store.public_in(store)[1]
-    if (
-        expected
-        and fingerprint(load_certificate(root, field)).replace(":", "").upper()
-        != expected.replace(":", "").strip().upper()
-    ):
+    digest = fingerprint(load_certificate(root, field))
+    if expected and digest.replace(":", "").upper() != expected.replace(":", "").strip().upper():
         raise PKIError(
             field + ".fingerprint",
             "the root in %s is not the one with fingerprint %s (it changed since it was checked)"
             % (store.where, expected),
             "find out who replaced it; if the CA is compromised, stop the rotation and restore the Secret from backup",
         )
-    return root
+    return root, digest
 
 
-def _secret_store(ctx, secret: Dict[str, str], field: str):
+def secret_store_of(ctx, secret: Dict[str, str], field: str):
     """A read-only view of the CA kept in ``secret`` ({namespace, name}); ``field`` names it in errors."""
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.ca_secret import SecretStore
@@ -210,7 +207,7 @@ def ca_info(ctx) -> Dict[str, Any]:
     roots = [read_public(other, "trust_also")[1] for other in params["trust_also"]]
     for index, other in enumerate(params.get("trust_also_secrets") or []):
         field = "trust_also_secrets[%d]" % index
-        roots.append(pinned_root(_secret_store(ctx, other, field), other.get("fingerprint"), field))
+        roots.append(pinned_root(secret_store_of(ctx, other, field), other.get("fingerprint"), field)[0])
     for root in roots:
         if root not in bundle:
             bundle += root

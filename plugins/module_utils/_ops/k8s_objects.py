@@ -67,13 +67,11 @@ def roots_in(stores, pins: Sequence[Optional[str]] = ()) -> Tuple[str, List[str]
     """
     # pylint: disable=import-outside-toplevel
     from ansible_collections.securebydefault.pki.plugins.module_utils._ops.ca import pinned_root
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificate
 
     roots, prints = [], []
     pins = list(pins) + [None] * (len(stores) - len(pins))
     for store, pin in zip(stores, pins):
-        root = pinned_root(store, pin, store.field)
-        digest = fingerprint(load_certificate(root, store.field))
+        root, digest = pinned_root(store, pin, store.field)
         if digest not in prints:
             roots.append(root if root.endswith("\n") else root + "\n")
             prints.append(digest)
@@ -94,21 +92,12 @@ def ensure_trust_bundle(ctx) -> Dict:
 def ca_stores(ctx) -> List:
     """The CAs of ca_paths (directories) then of ca_secrets (Secrets, read only), in that order."""
     # pylint: disable=import-outside-toplevel
-    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.ca_secret import SecretStore
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.ca import secret_store_of
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import DirectoryStore
 
     stores = [DirectoryStore(path, "ca_paths") for path in ctx.params["ca_paths"] or []]
     for index, secret in enumerate(ctx.params.get("ca_secrets") or []):
-        field = "ca_secrets[%d]" % index
-        stores.append(
-            SecretStore(
-                ctx.kube,
-                check_k8s_name(secret["namespace"], field + ".namespace"),
-                check_k8s_name(secret["name"], field + ".name"),
-                field,
-                dry_run=True,
-            )
-        )
+        stores.append(secret_store_of(ctx, secret, "ca_secrets[%d]" % index))
     return stores
 
 

@@ -257,7 +257,7 @@ def step(
     # made (or checked) from the start, so that a root that cannot cross-sign fails before anything changes
     cross_pem = None
     if request.cross_sign and state.get("stage") != "done":
-        cross_pem = ensure_cross(cas, request, check_mode, now)
+        cross_pem = ensure_cross(cas, request, old_root, check_mode, now)
     missing, old = evidence_report(request.evidence, new_root, new_issuer)
     silent = [host for host in request.hosts_without_evidence if host not in missing + old]
     missing, old = missing + silent, old + silent
@@ -292,19 +292,14 @@ def step(
     if new_state != state and not check_mode:
         cas.state.save(state, new_state)
     signing, trust_also = signing_and_trust(stage, cas.old_name, cas.new_name)
-    if cas.in_secrets:
-        # each Secret with the fingerprint of the root checked here: the tasks that read it later refuse another
-        old_print, new_print = _fingerprint(old_root), _fingerprint(new_root)
-
-        def pinned(secret):
-            return dict(secret, fingerprint=new_print if secret == cas.new_name else old_print)
-
-        signing, trust_also = pinned(signing), [pinned(t) for t in trust_also]
+    signs_new = signing == cas.new_name
+    pinned = _pinned(cas, old_root, new_root)
+    signing, trust_also = pinned(signing), [pinned(t) for t in trust_also]
     result = dict(
         changed=new_state != state,
         stage=stage,
         advanced=decision.advanced,
-        signs_new=stage != "trust_both",
+        signs_new=signs_new,
         **(
             dict(signing_ca_secret=signing, trust_also_secrets=trust_also)
             if cas.in_secrets
@@ -323,21 +318,34 @@ def step(
         if stage == "done":
             # a node that still serves the cross certificate first gets its CA's own chain while it still trusts
             # both roots (every node, before any drops the old root: a peer that dropped it would refuse the cross)
-            held = _checked_cross(cas, old_root)
-            _signing, before = signing_and_trust("switched", cas.old_name, cas.new_name)
-            if cas.in_secrets:
-                old_print = _fingerprint(old_root)
-                before = {"trust_also_secrets": [dict(t, fingerprint=old_print) for t in before]}
-            else:
-                before = {"trust_also": before}
-            result["uncross"] = dict(before, cross_certificate=held)
+            held = _held_cross(cas, old_root)
+            if held[1] is not None:
+                raise _not_the_cross(
+                    cas,
+                    held[1],
+                    "delete it (the rotation is done; nodes that still serve it get their own chain on the next run "
+                    "anyway)",
+                )
+            before = [pinned(t) for t in signing_and_trust("switched", cas.old_name, cas.new_name)[1]]
+            result["uncross"] = {
+                "trust_also_secrets" if cas.in_secrets else "trust_also": before,
+                "cross_certificate": held[0] or "",
+            }
     return result
 
 
-def _fingerprint(root_pem: str) -> str:
+def _pinned(cas: RotationCAs, old_root: str, new_root: str):
+    """For CAs kept in Secrets: each Secret named in a result, with the fingerprint of the root checked here (the
+    tasks that read it later refuse another). CA directories are named by their paths alone."""
+    if not cas.in_secrets:
+        return lambda location: location
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificate
 
-    return fingerprint(load_certificate(root_pem, "root.crt"))
+    prints = {
+        "old": fingerprint(load_certificate(old_root, "root.crt")),
+        "new": fingerprint(load_certificate(new_root, "root.crt")),
+    }
+    return lambda secret: dict(secret, fingerprint=prints["new" if secret == cas.new_name else "old"])
 
 
 def check_keys(cas: RotationCAs, request: RotationRequest) -> None:
@@ -365,9 +373,9 @@ def _check_not_begun(store) -> None:
         )
 
 
-def _checked_cross(cas: RotationCAs, old_root_pem: str) -> str:
-    """The cross certificate kept in the new CA once it is done ("" if there is none), checked like before (but it
-    may have expired): what the role compares with what nodes serve, so nothing else may stand in for it."""
+def _held_cross(cas: RotationCAs, old_root_pem: str, now: Optional[datetime.datetime] = None):
+    """(cross certificate PEM, None) as the new CA keeps it, once it certifies the new CA's name and key by the old
+    root (and lives past ``now``); (None, why not) otherwise; (None, None) when there is none."""
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import cross_sign
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
         certificate_pem,
@@ -377,59 +385,49 @@ def _checked_cross(cas: RotationCAs, old_root_pem: str) -> str:
 
     files = cas.new.read(("ca.crt", cross_sign.CROSS_FILE))
     if files[cross_sign.CROSS_FILE] is None:
-        return ""
-    where = "%s: %s" % (cas.new.where, cross_sign.CROSS_FILE)
+        return None, None
     try:
-        certs = load_certificates(files[cross_sign.CROSS_FILE], where)
+        certs = load_certificates(files[cross_sign.CROSS_FILE], "%s: %s" % (cas.new.where, cross_sign.CROSS_FILE))
     except PKIError:
         certs = []
+    if len(certs) != 1:
+        return None, "not one certificate"
     new_issuing = load_certificate(files["ca.crt"], "%s: ca.crt" % cas.new.where)
-    why = "not one certificate"
-    if len(certs) == 1:
-        why = cross_sign.problem_with(certs[0], load_certificate(old_root_pem, "root.crt"), new_issuing, None)
-    if why is not None:
-        raise PKIError(
-            cas.new.field,
-            "%s is not the cross-signed certificate of this rotation: %s" % (where, why),
-            "delete it (the rotation is done; nodes that still serve it get their own chain on the next run anyway)",
-        )
-    return certificate_pem(certs[0])
+    why = cross_sign.problem_with(certs[0], load_certificate(old_root_pem, "root.crt"), new_issuing, now)
+    return (certificate_pem(certs[0]), None) if why is None else (None, why)
 
 
-def ensure_cross(cas: RotationCAs, request: RotationRequest, check_mode: bool, now: datetime.datetime) -> str:
-    """The cross-signed certificate of the new CA by the old root (PEM), kept in the new CA; made on first use."""
+def _not_the_cross(cas: RotationCAs, why: str, fix: str) -> PKIError:
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.cross_sign import CROSS_FILE
+
+    return PKIError(
+        cas.new.field,
+        "%s: %s is not the cross-signed certificate of this rotation: %s" % (cas.new.where, CROSS_FILE, why),
+        fix,
+    )
+
+
+def ensure_cross(
+    cas: RotationCAs, request: RotationRequest, old_root_pem: str, check_mode: bool, now: datetime.datetime
+) -> str:
+    """The cross-signed certificate of the new CA by the old root (PEM), kept in the new CA; made on first use, and
+    again a week before it expires."""
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import cross_sign, issuer_ca
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
         certificate_pem,
         load_certificate,
-        load_certificates,
     )
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import public_in
 
-    where = "%s: %s" % (cas.new.where, cross_sign.CROSS_FILE)
-    files = cas.new.read(("ca.crt", cross_sign.CROSS_FILE))
-    new_issuing = load_certificate(files["ca.crt"], "%s: ca.crt" % cas.new.where)
-    old_root = load_certificate(public_in(cas.old)[1], "%s: root.crt" % cas.old.where)
-    held = files[cross_sign.CROSS_FILE]
+    held, why = _held_cross(cas, old_root_pem, now + cross_sign.CROSS_RENEW)
     if held is not None:
-        try:
-            certs = load_certificates(held, where)
-        except PKIError:
-            certs = []
-        why = "not one certificate"
-        if len(certs) == 1:
-            why = cross_sign.problem_with(certs[0], old_root, new_issuing, now + cross_sign.CROSS_RENEW)
-        if why is None:
-            return certificate_pem(certs[0])
-        if why != "it has expired":
-            raise PKIError(
-                cas.new.field,
-                "%s is not the cross-signed certificate of this rotation: %s" % (where, why),
-                "delete it; the next run makes it again from the old root (old_ca_passphrase)",
-            )
+        return held
+    if why not in (None, "it has expired"):
+        raise _not_the_cross(cas, why, "delete it; the next run makes it again from the old root (old_ca_passphrase)")
     from cryptography import x509  # pylint: disable=import-outside-toplevel
 
-    root_files = cas.old.read(("root.crt", "root.key"))
+    new_issuing = load_certificate(cas.new.read(("ca.crt",))["ca.crt"], "%s: ca.crt" % cas.new.where)
+    old_root = load_certificate(old_root_pem, "%s: root.crt" % cas.old.where)
+    root_files = cas.old.read(("root.key",))
     basic = old_root.extensions.get_extension_for_class(x509.BasicConstraints).value
     if not root_files.get("root.key") or (basic.path_length is not None and basic.path_length < 1):
         raise PKIError(

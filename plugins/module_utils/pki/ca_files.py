@@ -130,11 +130,9 @@ def read_public(path: str, field: str = "ca_path") -> Tuple[str, str]:
 
     Parses X.509 (imports cryptography): for CAs whose passphrase is not at hand (trust_also).
     """
-    from .ca_store import check_public_files
+    from .ca_store import DirectoryStore, public_in
 
-    files = read_directory(path, ("ca.crt", "root.crt", "ca.json"), field)
-    check_public_files(files, path, field)
-    return public_of(files, path, field)
+    return public_in(DirectoryStore(path, field))
 
 
 # The stamp that lets a rerun skip X.509 parsing: a MAC, keyed by the CA passphrase, over the

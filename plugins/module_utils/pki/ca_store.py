@@ -261,7 +261,10 @@ def load_ca_in(store, passphrase: Optional[str], passphrase_field: str = "ca_pas
 
 
 def public_in(store) -> tuple:
-    """(issuer PEM, root PEM) of the CA a store keeps, once ca.crt, root.crt and ca.json agree (no key needed)."""
+    """(issuer PEM, root PEM) of the CA a store keeps, once ca.crt, root.crt and ca.json agree (no key needed).
+
+    ca_files.read_public is this for a CA directory.
+    """
     files = store.read(("ca.crt", "root.crt", "ca.json"))
     check_public_files(files, store.where, store.field)
     return public_of(files, store.where, store.field)
