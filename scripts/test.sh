@@ -46,9 +46,16 @@ stage_kubernetes() {
   python tests/k8s/harness.py build
   (cd tests/k8s/build/cert-manager && go vet ./...)
   (cd tests/k8s/build/trust-manager && go vet ./...)
-  local state
+  local state rc=0
   state=$(mktemp -u /tmp/sbd-pki-k8s-ci.XXXXXX)
-  python tests/k8s/harness.py --dir "$state" run -- python -m pytest -q -p no:cacheprovider tests/k8s
+  # requests and failures per stage of the cluster PKI's zero-downtime tests (pytest -q shows no passing output)
+  export SBD_PKI_K8S_LOAD_REPORT="$state.load.txt"
+  python tests/k8s/harness.py --dir "$state" run -- python -m pytest -q -p no:cacheprovider tests/k8s || rc=$?
+  if [[ -s "$SBD_PKI_K8S_LOAD_REPORT" ]]; then
+    log "requests under load, per stage"
+    cat "$SBD_PKI_K8S_LOAD_REPORT"
+  fi
+  return "$rc"
 }
 
 stage_molecule() {

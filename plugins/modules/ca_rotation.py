@@ -29,7 +29,8 @@ description:
     subject nothing); on Linux its files are memory files that never reach a disk. It needs the new CA's key,
     hence O(new_ca_passphrase).
   - B(CAs kept in Kubernetes Secrets) (O(old_ca_secret), O(new_ca_secret)) - the state is kept in the new CA's Secret
-    (key C(rotation.json)); each run first checks that both Secrets still hold the keys of their certificates
+    (key C(rotation.json)), signed with the new CA's key (a state it did not sign is refused); each run first checks
+    that both Secrets still hold the keys of their certificates
     (O(old_ca_passphrase), O(new_ca_passphrase)), and returns each Secret with the fingerprint of its root, so that
     the tasks that read the roots later refuse one swapped in meanwhile. A new CA that already signed certificates
     but holds no state is refused (the state was lost; restore it) rather than started over.

@@ -222,38 +222,18 @@ ca_secret:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import cert_manager as ops
-from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, deprecated, run
-from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import secret_option
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.cert_manager_spec import (
+    ISSUER_RULES,
+    ISSUER_SPEC,
+)
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import CAOptions, run
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.options import K8S_CONNECTION_SPEC
 
-ARGUMENT_SPEC = dict(
-    K8S_CONNECTION_SPEC,
-    name=dict(type="str", required=True),
-    kind=dict(type="str", choices=["Issuer", "ClusterIssuer"], default="Issuer"),
-    namespace=dict(type="str"),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-    type=dict(type="str", choices=["self_signed", "ca"], default="self_signed"),
-    ca_secret_name=dict(type="str", no_log=False),
-    ca_path=dict(type="path", **deprecated("ca_path", "cluster_ca_path")),
-    ca_secret=secret_option(),
-    ca_passphrase=dict(type="str", no_log=True),
-    replace_ca_secret=dict(type="bool", default=False),
-    ca_secret_holds=dict(type="str", choices=["intermediate", "signing_ca"], default="intermediate"),
-    intermediate_permitted_dns=dict(type="list", elements="str", default=[]),
-    intermediate_permitted_ip_ranges=dict(type="list", elements="str", default=[]),
-    intermediate_permitted_uri_domains=dict(type="list", elements="str", default=[]),
-    intermediate_valid_for=dict(type="str", default="365d"),
-    cluster_resource_namespace=dict(type="str", default="cert-manager"),
-    wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=60),
-)
+ARGUMENT_SPEC = dict(K8S_CONNECTION_SPEC, **ISSUER_SPEC)
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
-                           required_if=[("kind", "Issuer", ["namespace"]), ("type", "ca", ["ca_secret_name"])],
-                           mutually_exclusive=[("ca_path", "ca_secret")],
-                           required_by={"ca_path": "ca_secret_name", "ca_secret": "ca_secret_name"})
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **ISSUER_RULES)
     if module.params["ca_passphrase"] and not (module.params["ca_path"] or module.params["ca_secret"]):
         module.fail_json(msg="ca_passphrase is the passphrase of the CA in ca_path or ca_secret; set one of them",
                          field="ca_passphrase", fix="set ca_path or ca_secret, or remove ca_passphrase")

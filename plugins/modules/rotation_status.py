@@ -57,7 +57,11 @@ options:
   kubernetes:
     description:
       - Also list cert-manager Certificates and keyring Secrets
-        (labelled C(app.kubernetes.io/managed-by=securebydefault.pki)).
+        (labelled C(app.kubernetes.io/managed-by=securebydefault.pki)), the rotations of CA Issuers
+        (M(securebydefault.pki.cert_manager_ca_rotation)) and the rotations between CAs kept in Secrets
+        (M(securebydefault.pki.ca_rotation), the new CA Secret's C(rotation.json); its signature is checked by
+        M(securebydefault.pki.ca_rotation), which holds the passphrase - here an unsigned or malformed state is
+        listed as C(blocked)).
     type: bool
     default: false
   namespaces:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 from kubernetes import client, config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -399,7 +400,15 @@ def private_key_files(root: Path):
 
 def test_every_private_key_is_on_the_host_that_uses_it_and_nowhere_else(role_cluster):
     _cluster, root, _extra = role_cluster
-    found = {str(p.relative_to(root)) for p in private_key_files(root) if not str(p).startswith(str(root / "plane"))}
+    assert_private_keys_only_where_used(root, ["cluster", "etcd", "front-proxy"])
+
+
+def assert_private_keys_only_where_used(root: Path, ca_directories: list) -> None:
+    """Every private key file under the test root is one a host (or the admin, or the CA host) uses; the CA keys
+    are encrypted on the CA host; ansible's temporary directories hold none. The test's own copies of old pairs
+    (kept-old/) and the harness's plane are left out."""
+    found = {str(p.relative_to(root)) for p in private_key_files(root)
+             if not str(p).startswith((str(root / "plane"), str(root / "kept-old")))}
     expected = {"admin/admin.key"}
     expected |= {str(p.relative_to(root)) for p in (root / "ca").rglob("*.key")}
     for host in APISERVER_ADDRESS:
@@ -414,9 +423,11 @@ def test_every_private_key_is_on_the_host_that_uses_it_and_nowhere_else(role_clu
         expected |= {"hosts/%s/pki/%s" % (node, n) for n in ("kubelet-client.key", "kubelet.key", "kube-proxy.key")}
     assert found == expected
     # the CA keys are encrypted on the CA host
-    assert sorted(p.name for p in (root / "ca").iterdir() if p.is_dir()) == ["cluster", "etcd", "front-proxy"]
+    assert sorted(p.name for p in (root / "ca").iterdir() if p.is_dir()) == ca_directories
     for key in (root / "ca").rglob("*.key"):
         assert "ENCRYPTED PRIVATE KEY" in key.read_text(), key
+    ansible_tmp = Path.home() / ".ansible" / "tmp"
+    assert not (ansible_tmp.is_dir() and list(private_key_files(ansible_tmp)))
 
 
 def test_a_rerun_changes_nothing(role_cluster):
@@ -597,6 +608,19 @@ class LoadClient:
         return self.counts
 
 
+def report_load(test: str, counts: dict, errors: list) -> None:
+    """Print the requests and failures per stage, and append them to $SBD_PKI_K8S_LOAD_REPORT (scripts/test.sh
+    shows that file after the tests, passed or not: pytest -q hides a passing test's output)."""
+    lines = ["%s: %s" % (test, stage) + "".join(", %s %s" % (k, v) for k, v in sorted(count.items()))
+             for stage, count in counts.items()]
+    lines.append("%s: %d requests, %d failed%s" % (test, sum(c["requests"] for c in counts.values()), len(errors),
+                                                   (": " + json.dumps(errors[:5])) if errors else ""))
+    print("\n".join(lines))
+    if os.environ.get("SBD_PKI_K8S_LOAD_REPORT"):
+        with open(os.environ["SBD_PKI_K8S_LOAD_REPORT"], "a", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+
+
 def apiservers(cluster) -> list:
     return [(address, cluster.info["ports"]["apiserver-" + host]) for host, address in APISERVER_ADDRESS.items()]
 
@@ -677,7 +701,7 @@ def test_every_leaf_renewed_under_load_without_a_failed_request_or_a_restart(rol
             assert lease_renewed(root, name) > at, name  # still leading, on their renewed identities
     finally:
         counts = load.finish()
-    print("requests per stage: %s" % json.dumps(counts))
+    report_load("leaf renewal", counts, load.errors)
     assert load.errors == [], load.errors[:10]
     assert counts["leaf renewal"]["requests"] > 50 and counts["after renewal"]["requests"] > 50, counts
     assert cluster.pids() == pids  # no component was restarted
@@ -774,7 +798,7 @@ def test_service_account_keys_rotate_through_live_gates_without_a_failed_request
         time.sleep(3)
     finally:
         counts = load.finish()
-    print("requests per stage: %s" % json.dumps(counts))
+    report_load("service-account key rotation", counts, load.errors)
     print("restarts that ended with SIGKILL after %.0f s: %s" % (cluster.GRACE, cluster.killed))
     assert load.errors == [], load.errors[:10]
     assert all(c["requests"] > 10 for c in counts.values()), counts
@@ -895,6 +919,14 @@ def test_cluster_and_etcd_cas_rotate_under_load_with_only_the_restarts_the_docs_
                           kubernetes_pki_ca_drop_after="0")
         run("cluster: trust both", cluster_ca, "trust_both")
         assert all(roots_in(hosts[h] / "ca-bundle.crt") == 2 for h in HOSTS if h != "etcd3.k8s.test")
+        # a rotation of the etcd CA asked while the cluster CA's is under way: refused before anything is written
+        load.stage = "cluster: etcd rotation asked meanwhile, refused"
+        files = {p: p.read_bytes() for p in (root / "hosts").rglob("*") if p.is_file()}
+        proc, _recap = run_playbook(root, dict(cluster_ca, kubernetes_pki_etcd_ca_generation=2), cluster.host_vars)
+        assert proc.returncode != 0 and "kubernetes_pki_etcd_ca_generation" in proc.stdout, proc.stdout
+        assert "while one of the cluster CA is at trust_both" in proc.stdout, proc.stdout
+        assert not (root / "ca" / "etcd.2").exists()
+        assert {p: p.read_bytes() for p in (root / "hosts").rglob("*") if p.is_file()} == files
         assert roots_in(root / "admin" / "ca-bundle.crt") == 2
         # the controller-manager reads --root-ca-file only at start (it publishes kube-root-ca.crt); the
         # scheduler would reread its kubeconfig's CA file within 5 minutes (a switch_after above that needs no
@@ -952,8 +984,7 @@ def test_cluster_and_etcd_cas_rotate_under_load_with_only_the_restarts_the_docs_
         time.sleep(3)
     finally:
         counts = load.finish()
-    print("requests per stage: %s" % json.dumps(counts))
-    print("failed requests: %s" % json.dumps(load.errors))
+    report_load("cluster and etcd CA rotation", counts, load.errors)
     print("restarts that ended with SIGKILL after %.0f s: %s" % (cluster.GRACE, cluster.killed))
     assert load.errors == [], load.errors[:10]
     assert all(c["requests"] > 0 for c in counts.values()), counts
@@ -988,6 +1019,8 @@ def test_cluster_and_etcd_cas_rotate_under_load_with_only_the_restarts_the_docs_
     proc, _recap = run_playbook(root, dict(etcd_ca, kubernetes_pki_etcd_ca_generation=3,
                                            kubernetes_pki_front_proxy_ca_generation=2), cluster.host_vars, check=True)
     assert proc.returncode != 0 and "one CA rotates at a time" in proc.stdout, proc.stdout
+    # after both rotations, each new key is still only where it is used (the new CAs' on the CA host)
+    assert_private_keys_only_where_used(root, ["cluster", "cluster.2", "etcd", "etcd.2", "front-proxy"])
 
 
 def test_the_report_lists_every_ca_generation_certificate_and_keyring(role_cluster):
@@ -1013,7 +1046,10 @@ def test_the_report_lists_every_ca_generation_certificate_and_keyring(role_clust
     if generations["cluster"] == 2:
         assert re.search(r"ca_rotation.*cluster\.2.*done", text), text
     lines = [line for line in text.splitlines() if "node_certificate" in line]
-    assert len(lines) == 24, text  # every component certificate of every host (the admin's is on the controller)
+    assert len(lines) == 25, text  # every component certificate of every host, and the admin's on the controller
     assert all(" ok " in line or "| ok |" in line for line in lines), lines
+    admin_cert = x509.load_pem_x509_certificate((root / "admin" / "admin.crt").read_bytes())
+    admin_lines = [line for line in lines if "localhost admin" in line]
+    assert len(admin_lines) == 1 and admin_cert.not_valid_after_utc.strftime("%Y-%m-%d") in admin_lines[0], lines
     keyrings = [line for line in text.splitlines() if "| keyring" in line or "keyring |" in line]
     assert len(keyrings) == 2 and all("service-accounts" in line for line in keyrings), text

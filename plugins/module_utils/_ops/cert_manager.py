@@ -16,7 +16,7 @@ import base64
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import objects
@@ -98,15 +98,20 @@ def check_references(
 
 
 def create_password_secrets(ctx, missing: List[Tuple[str, str]], namespace: str) -> None:
-    """A random keystore password, made once; an existing password Secret is never changed."""
+    """A random keystore password, made once; an existing password Secret is never changed. One Secret asked for
+    by several Certificates (or under several keys) is made once, with every key."""
+    keys: Dict[str, List[str]] = {}
     for secret, key in missing:
-        password = base64.b64encode(secrets.token_urlsafe(24).encode()).decode()
+        keys.setdefault(secret, [])
+        if key not in keys[secret]:
+            keys[secret].append(key)
+    for secret, names in keys.items():
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
             "metadata": {"name": secret, "namespace": namespace, "labels": dict(MANAGED_BY)},
-            "data": {key: password},
+            "data": {key: base64.b64encode(secrets.token_urlsafe(24).encode()).decode() for key in names},
         }
         objects.ensure(
             ctx.kube,
@@ -170,9 +175,11 @@ def _plan(ctx, params: Dict, issuers: Optional[Dict[str, bool]] = None, listed=N
     return _Plan(params, namespace, name, path, spec, before, missing)
 
 
-def _apply(ctx, plan: _Plan, params: Dict) -> Tuple[Dict, Optional[Dict]]:
-    """Create the password Secrets and apply the Certificate server-side; (result, object after)."""
-    create_password_secrets(ctx, plan.missing, plan.namespace)
+def _apply(ctx, plan: _Plan, params: Dict, passwords_made: bool = False) -> Tuple[Dict, Optional[Dict]]:
+    """Create the password Secrets (unless ``passwords_made``) and apply the Certificate server-side; (result,
+    object after)."""
+    if not passwords_made:
+        create_password_secrets(ctx, plan.missing, plan.namespace)
     body = {
         "apiVersion": cm.API_VERSION,
         "kind": "Certificate",
@@ -259,8 +266,9 @@ def _renamed(exc: PKIError, where: str) -> PKIError:
     return renamed
 
 
-def ensure_certificates(ctx) -> Dict:
-    """Many Certificates in one run: all checked before any write, applied, then waited for together."""
+def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
+    """Many Certificates in one run: all checked before any write, applied, then waited for together (asking every
+    ``interval`` seconds)."""
     params, kube = ctx.params, ctx.kube
     connection = {k: v for k, v in params.items() if k not in ("certificates", "wait", "wait_timeout")}
     items = [dict(connection, **_item_params(ctx, i, item)) for i, item in enumerate(params["certificates"])]
@@ -294,30 +302,43 @@ def ensure_certificates(ctx) -> Dict:
             plans.append(_plan(ctx, dict(item, wait_timeout=params["wait_timeout"]), issuers, listings[namespace]))
         except PKIError as exc:
             raise _renamed(exc, "certificates[%d]" % index) from None
-    results: List[Dict] = []
-    afters: List[Optional[Dict]] = []
-    for index, (item, plan) in enumerate(zip(items, plans)):
-        try:
-            if plan is None:
-                result, after = delete_object(ctx, "certificates", item["namespace"], item["name"]), None
-            else:
-                result, after = _apply(ctx, plan, dict(item, wait_timeout=params["wait_timeout"]))
-        except PKIError as exc:  # those before it are written: say which, and that something changed
-            failed = _renamed(exc, "certificates[%d]" % index)
-            failed.result = dict(
-                changed=any(r["changed"] for r in results),
-                certificates=results,
-                not_applied=["%s/%s" % (i["namespace"], i["name"]) for i in items[index:]],
-            )
-            raise failed from None
+    # the keystore password Secrets first, each once (Certificates may share one), then the Certificates side by side
+    passwords: Dict[str, List[Tuple[str, str]]] = {}
+    for plan in plans:
+        if plan is not None:
+            passwords.setdefault(plan.namespace, []).extend(plan.missing)
+    for namespace, missing in passwords.items():
+        if missing:
+            create_password_secrets(ctx, missing, namespace)
+
+    def apply(index: int) -> Tuple[Dict, Optional[Dict]]:
+        item, plan = items[index], plans[index]
+        if plan is None:
+            result, after = delete_object(ctx, "certificates", item["namespace"], item["name"]), None
+        else:
+            result, after = _apply(ctx, plan, dict(item, wait_timeout=params["wait_timeout"]), passwords_made=True)
         result.update(name=item["name"], namespace=item["namespace"])
-        results.append(result)
-        afters.append(after)
+        return result, after
+
+    outcomes = _side_by_side(apply, len(items))
+    failures = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, PKIError)]
+    if failures:  # the others are written: say which, and that something changed
+        index, exc = failures[0]
+        done = [o[0] for o in outcomes if not isinstance(o, PKIError)]
+        failed = _renamed(exc, "certificates[%d]" % index)
+        failed.result = dict(
+            changed=any(r["changed"] for r in done),
+            certificates=done,
+            not_applied=["%s/%s" % (items[i]["namespace"], items[i]["name"]) for i, _exc in failures],
+        )
+        raise failed from None
+    results: List[Dict] = [o[0] for o in outcomes]
+    afters: List[Optional[Dict]] = [o[1] for o in outcomes]
     waiting = [
         i for i, plan in enumerate(plans) if plan is not None and not ctx.check_mode and not cm.is_issued(afters[i])
     ]
     if params["wait"] and waiting:
-        afters = _wait_all(kube, items, afters, waiting, params["wait_timeout"])
+        afters = _wait_all(kube, items, afters, waiting, params["wait_timeout"], interval)
     for index, plan in enumerate(plans):
         if plan is not None:
             _finish(results[index], afters[index])
@@ -352,8 +373,31 @@ def ensure_certificates(ctx) -> Dict:
     return summary
 
 
+# how many Certificates are applied at once: the API server answers requests side by side (the floor of the bulk
+# benchmark applies one after the other); few enough not to crowd the client's connection pool or the server
+APPLY_WORKERS = 8
+
+
+def _side_by_side(work: Callable[[int], Any], count: int) -> List[Any]:
+    """``work(i)`` for i in range(count), up to APPLY_WORKERS at once; each outcome in order (a PKIError raised by
+    one is its outcome: the others still run)."""
+
+    def outcome(index: int):
+        try:
+            return work(index)
+        except PKIError as exc:
+            return exc
+
+    if count <= 1:
+        return [outcome(i) for i in range(count)]
+    from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
+
+    with ThreadPoolExecutor(max_workers=min(APPLY_WORKERS, count)) as pool:
+        return list(pool.map(outcome, range(count)))
+
+
 def _wait_all(
-    kube, items: List[Dict], afters: List[Optional[Dict]], waiting: List[int], timeout: int
+    kube, items: List[Dict], afters: List[Optional[Dict]], waiting: List[int], timeout: int, interval: float = 0.5
 ) -> List[Optional[Dict]]:
     """Wait for every Certificate in ``waiting`` at once (cert-manager issues them side by side): one list
     request per namespace and round, within one deadline for all."""
@@ -372,6 +416,7 @@ def _wait_all(
             namespaced_path(cm.API_VERSION, "certificates", namespace),
             all_ready,
             max(deadline - time.monotonic(), 0),
+            interval,
         )
     return afters
 

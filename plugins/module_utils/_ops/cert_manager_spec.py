@@ -1,12 +1,14 @@
 # Copyright: securebydefault.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The options of a cert-manager Certificate, shared by cert_manager_certificate and cert_manager_certificates."""
+"""The options of a cert-manager Certificate (cert_manager_certificate, each item of cert_manager_certificates) and
+of an Issuer (cert_manager_issuer); cert_manager_pki checks the objects it makes against them too."""
 
 from __future__ import annotations
 
 import copy
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import deprecated
+from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import secret_option
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.certmanager import GROUP
 
 _NAMES = dict(
@@ -84,4 +86,31 @@ CERTIFICATE_SPEC = dict(
 WAIT_SPEC = dict(
     wait=dict(type="bool", default=True),
     wait_timeout=dict(type="int", default=120),
+)
+
+# The options of an Issuer or ClusterIssuer (cert_manager_issuer, without the connection options).
+ISSUER_SPEC = dict(
+    name=dict(type="str", required=True),
+    kind=dict(type="str", choices=["Issuer", "ClusterIssuer"], default="Issuer"),
+    namespace=dict(type="str"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    type=dict(type="str", choices=["self_signed", "ca"], default="self_signed"),
+    ca_secret_name=dict(type="str", no_log=False),
+    ca_path=dict(type="path", **deprecated("ca_path", "cluster_ca_path")),
+    ca_secret=secret_option(),
+    ca_passphrase=dict(type="str", no_log=True),
+    replace_ca_secret=dict(type="bool", default=False),
+    ca_secret_holds=dict(type="str", choices=["intermediate", "signing_ca"], default="intermediate"),
+    intermediate_permitted_dns=dict(type="list", elements="str", default=[]),
+    intermediate_permitted_ip_ranges=dict(type="list", elements="str", default=[]),
+    intermediate_permitted_uri_domains=dict(type="list", elements="str", default=[]),
+    intermediate_valid_for=dict(type="str", default="365d"),
+    cluster_resource_namespace=dict(type="str", default="cert-manager"),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=60),
+)
+ISSUER_RULES = dict(
+    required_if=[("kind", "Issuer", ["namespace"]), ("type", "ca", ["ca_secret_name"])],
+    mutually_exclusive=[("ca_path", "ca_secret")],
+    required_by={"ca_path": "ca_secret_name", "ca_secret": "ca_secret_name"},
 )

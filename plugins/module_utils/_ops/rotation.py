@@ -9,6 +9,8 @@ The stage machine itself is ``pki.rotation.decide``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import json
 import os
@@ -49,12 +51,15 @@ def parse_state(data: Optional[bytes], path: str, field_name: str) -> Dict[str, 
         return {}
     try:
         state = json.loads(data.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise PKIError(field_name, "%s is not valid JSON" % path, "restore it from backup") from None
     if not isinstance(state, dict) or (
         state
         and (
-            set(state) - set(STATE_KEYS) or state.get("stage") not in ORDER or not isinstance(state.get("times"), dict)
+            set(state) - set(STATE_KEYS)
+            or state.get("stage") not in ORDER
+            or not isinstance(state.get("times"), dict)
+            or not _well_typed(state)
         )
     ):
         raise PKIError(field_name, "%s is not a rotation state this collection wrote" % path, "restore it from backup")
@@ -71,21 +76,62 @@ def parse_state(data: Optional[bytes], path: str, field_name: str) -> Dict[str, 
     return state
 
 
+def _well_typed(state: Dict[str, Any]) -> bool:
+    """Roots and CA paths are strings, CA Secrets {namespace, name} of strings (what step() writes)."""
+    for key in ("old_root", "new_root", "old_ca_path", "new_ca_path"):
+        if key in state and not isinstance(state[key], str):
+            return False
+    for key in ("old_ca_secret", "new_ca_secret"):
+        if key in state and not (
+            isinstance(state[key], dict)
+            and set(state[key]) == {"namespace", "name"}
+            and all(isinstance(v, str) for v in state[key].values())
+        ):
+            return False
+    return True
+
+
 def save_state(path: str, state: Dict[str, Any]) -> None:
     atomic_write(FileSpec(path, 0o644), (json.dumps(state, indent=2) + "\n").encode())
 
 
 class StateFile:
-    """The state of a rotation between CA directories: a JSON file on the CA host (``path``)."""
+    """The state of a rotation between CA directories: a JSON file on the CA host (``path``).
+
+    Whoever may write it may also write the CA directories beside it (keys included), so it is not signed.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def load(self) -> Dict[str, Any]:
+    def load(self, ca=None) -> Dict[str, Any]:
         return load_state(self.path)
 
-    def save(self, before: Dict[str, Any], state: Dict[str, Any]) -> None:
+    def save(self, before: Dict[str, Any], state: Dict[str, Any], ca=None) -> None:
         save_state(self.path, state)
+
+
+# what a rotation.json kept in a Secret is signed over: this prefix, then the state as canonical JSON
+SEAL_CONTEXT = b"securebydefault.pki rotation state v1\n"
+SEAL_KEY = "signature"
+
+
+def _sealed_bytes(state: Dict[str, Any]) -> bytes:
+    return SEAL_CONTEXT + json.dumps(state, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def unseal(data: Optional[bytes], where: str, field_name: str) -> Tuple[Dict[str, Any], Optional[str]]:
+    """(the state, its signature) of a rotation.json kept in a Secret; the state is checked like a state file, the
+    signature not (that needs the new CA's key: SecretState.load)."""
+    if data is None:
+        return {}, None
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raw = None
+    signature = raw.pop(SEAL_KEY, None) if isinstance(raw, dict) else None
+    state = parse_state(data if raw is None else json.dumps(raw).encode("utf-8"), where, field_name)
+    return state, signature if isinstance(signature, str) else None
 
 
 class SecretState:
@@ -94,27 +140,58 @@ class SecretState:
     It lives with the CA, so a controller that does not last (AWX) finds it on the next run. The write is
     conditional on the Secret's resourceVersion (``SecretStore.update``); a rotation that another run moved
     meanwhile is not overwritten - this run fails and the next one starts from the recorded stage.
+
+    It is signed with the new CA's key (field ``signature``, base64), which each run holds decrypted anyway
+    (``check_keys``): whoever may update the Secret but knows no passphrase cannot set a stage of their choosing
+    (an earlier one would have nodes trust the old root again). What a signature cannot stop is a replay of an
+    earlier state of this same rotation; docs/ca-rotation.md says so.
     """
 
     def __init__(self, store) -> None:
         self.store = store
 
-    def load(self) -> Dict[str, Any]:
-        return parse_state(
-            self.store.read((STATE_KEY,))[STATE_KEY], "%s: %s" % (self.store.where, STATE_KEY), self.store.field
-        )
+    @property
+    def where(self) -> str:
+        return "%s: %s" % (self.store.where, STATE_KEY)
 
-    def save(self, before: Dict[str, Any], state: Dict[str, Any]) -> None:
-        where = "%s: %s" % (self.store.where, STATE_KEY)
+    def _unsealed(self, data: Optional[bytes]) -> Tuple[Dict[str, Any], Optional[str]]:
+        return unseal(data, self.where, self.store.field)
+
+    def load(self, ca=None) -> Dict[str, Any]:
+        """The recorded state, once its signature is the new CA's (``ca``: that CA, loaded with its passphrase)."""
+        from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import signed_by
+
+        state, signature = self._unsealed(self.store.read((STATE_KEY,))[STATE_KEY])
+        if not state:
+            return state
+        try:
+            valid = signature is not None and signed_by(
+                ca.certificate.public_key(), base64.b64decode(signature, validate=True), _sealed_bytes(state)
+            )
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise PKIError(
+                self.store.field,
+                "%s is not signed by the new CA's key: whoever wrote it did not hold the CA's passphrase" % self.where,
+                "restore the Secret from backup (a rotation begun before this collection signed its state: finish it "
+                "with the release that began it)",
+            )
+        return state
+
+    def save(self, before: Dict[str, Any], state: Dict[str, Any], ca=None) -> None:
+        from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import sign_data
+
+        sealed = dict(state, **{SEAL_KEY: base64.b64encode(sign_data(ca.key, _sealed_bytes(state))).decode("ascii")})
 
         def change(files):
-            if parse_state(files[STATE_KEY], where, self.store.field) != before:
+            if self._unsealed(files[STATE_KEY])[0] != before:
                 raise PKIError(
                     self.store.field,
-                    "another run moved this rotation while this one decided (%s)" % where,
+                    "another run moved this rotation while this one decided (%s)" % self.where,
                     "run again: it starts from the stage that run recorded",
                 )
-            return {STATE_KEY: (json.dumps(state, indent=2) + "\n").encode()}
+            return {STATE_KEY: (json.dumps(sealed, indent=2) + "\n").encode()}
 
         self.store.update(change, (STATE_KEY,))
 
@@ -231,16 +308,18 @@ def step(
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import public_in
 
     cas = cas or directory_cas(request)
-    old_root = public_in(cas.old)[1]
-    new_issuer, new_root = public_in(cas.new)
+    new_ca = None
+    if cas.in_secrets:
+        new_ca, old_root, new_issuer, new_root = check_keys(cas, request)
+    else:
+        old_root = public_in(cas.old)[1]
+        new_issuer, new_root = public_in(cas.new)
     if old_root == new_root:
         raise PKIError(cas.new.field, "is the same CA as %s" % cas.old.field, "create a new CA elsewhere first")
     now = now or utcnow()
+    state = cas.state.load(new_ca)
     if cas.in_secrets:
-        check_keys(cas, request)
-    state = cas.state.load()
-    if cas.in_secrets and not state:
-        _check_not_begun(cas.new)
+        _check_not_set_back(cas.new, state, request.evidence, new_root, new_issuer)
     if state and (state.get("old_root") != old_root or state.get("new_root") != new_root):
         where = "%s: %s" % (cas.new.where, STATE_KEY) if cas.in_secrets else request.path
         raise PKIError(
@@ -263,7 +342,7 @@ def step(
     missing, old = missing + silent, old + silent
     # cross-signed, leaves are served with the cross certificate until done: the done gate asks for a leaf of
     # the new CA's key that chains to the new root, given the new CA's own certificate
-    verdicts = _live_verdicts(request, state, targets, new_issuer if cross_pem else new_root, now, cas.new)
+    verdicts = _live_verdicts(request, state, targets, new_issuer if cross_pem else new_root, now, cas.new, new_ca)
     decision = decide(
         state.get("stage"),
         state.get("times") or {},
@@ -290,7 +369,7 @@ def step(
         "times": decision.times,
     }
     if new_state != state and not check_mode:
-        cas.state.save(state, new_state)
+        cas.state.save(state, new_state, new_ca)
     signing, trust_also = signing_and_trust(stage, cas.old_name, cas.new_name)
     signs_new = signing == cas.new_name
     pinned = _pinned(cas, old_root, new_root)
@@ -348,27 +427,47 @@ def _pinned(cas: RotationCAs, old_root: str, new_root: str):
     return lambda secret: dict(secret, fingerprint=prints["new" if secret == cas.new_name else "old"])
 
 
-def check_keys(cas: RotationCAs, request: RotationRequest) -> None:
+def check_keys(cas: RotationCAs, request: RotationRequest):
     """Both CAs kept in Secrets hold the key of their certificates (decrypted in memory with their passphrases).
 
     Whoever may write a CA's namespace but knows no passphrase could otherwise swap in certificates of their own:
-    the roots that nodes and pods are told to trust come from these Secrets.
+    the roots that nodes and pods are told to trust come from these Secrets, and each is taken from the same read
+    as the key checked against it. Returns (the new CA - its key signs the rotation's state -, the old root PEM,
+    the new CA's issuer PEM, the new root PEM).
     """
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca_in
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca_and_public_in
 
-    load_ca_in(cas.old, request.old_ca_passphrase, "old_ca_passphrase")
-    load_ca_in(cas.new, request.new_ca_passphrase, "new_ca_passphrase")
+    old_root = load_ca_and_public_in(cas.old, request.old_ca_passphrase, "old_ca_passphrase")[2]
+    new_ca, new_issuer, new_root = load_ca_and_public_in(cas.new, request.new_ca_passphrase, "new_ca_passphrase")
+    return new_ca, old_root, new_issuer, new_root
 
 
-def _check_not_begun(store) -> None:
-    """A new CA that already signed, but holds no rotation state: the state was lost (or deleted), not a new start."""
+def _check_not_set_back(store, state: Dict[str, Any], evidence=(), new_root: str = "", new_issuer: str = "") -> None:
+    """A new CA that already signed, but whose state says it has not begun to (none, or trust_both): the state was
+    lost, deleted, or set back to an earlier one of this rotation (a signed state can be replayed) - not a new start.
+
+    Signed by the new CA means: its ledger (in the same Secret, so whoever deletes the state may empty it too) or a
+    node's evidence (read from the nodes) holds a certificate of the new CA.
+    """
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger
 
-    if (store.read((ledger.LEDGER,))[ledger.LEDGER] or b"").strip():
+    if state.get("stage") not in (None, "trust_both"):
+        return
+    signed = bool((store.read((ledger.LEDGER,))[ledger.LEDGER] or b"").strip())
+    on_new = []
+    if evidence and not signed:
+        on_old = set(evidence_report(evidence, new_root, new_issuer)[1])
+        on_new = [str(item.get("host")) for item in evidence if str(item.get("host")) not in on_old]
+    if signed or on_new:
         raise PKIError(
             store.field,
-            "%s holds no rotation state (%s) but has already signed certificates: starting over would sign with the "
-            "old CA again after nodes may have dropped it" % (store.where, STATE_KEY),
+            "%s holds %s but the new CA has already signed certificates%s: starting over would sign with the "
+            "old CA again after nodes may have dropped it"
+            % (
+                store.where,
+                "no rotation state (%s)" % STATE_KEY if not state else "a state before switched",
+                " (%s hold%s one)" % (", ".join(on_new[:5]), "s" if len(on_new) == 1 else "") if on_new else "",
+            ),
             "restore the Secret (with its rotation.json) from backup",
         )
 
@@ -480,11 +579,18 @@ def check_certified(targets, stores, now: datetime.datetime) -> None:
 
 
 def _live_verdicts(
-    request: RotationRequest, state: Dict[str, Any], targets, new_root: str, now: datetime.datetime, new_store
+    request: RotationRequest,
+    state: Dict[str, Any],
+    targets,
+    new_root: str,
+    now: datetime.datetime,
+    new_store,
+    new_ca=None,
 ) -> List[Dict[str, Any]]:
     """Probe the endpoints for the gate after the recorded stage, once its time gate has opened.
 
     None before the rotation starts, once it is done, or when this run does not ask for the next stage.
+    ``new_ca``: the new CA when this run has loaded it already (CAs kept in Secrets).
     """
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import live_gate
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.ca_store import load_ca_in
@@ -498,7 +604,7 @@ def _live_verdicts(
     wait = request.switch_after if gate == "switched" else request.drop_after
     if now < parse_isoformat(state["times"][state["stage"]]) + wait and not request.force:
         return []  # the time gate holds the stage anyway
-    ca = load_ca_in(new_store, request.new_ca_passphrase, "new_ca_passphrase")
+    ca = new_ca or load_ca_in(new_store, request.new_ca_passphrase, "new_ca_passphrase")
     return live_gate.check(targets, gate, ca, new_root, request.probe_timeout)
 
 

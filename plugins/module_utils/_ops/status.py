@@ -288,6 +288,48 @@ def issuer_rotation_items(kube, namespace) -> List[Dict[str, Any]]:
     return out
 
 
+def secret_rotation_items(secret: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The rotation to a CA kept in this Secret (ca_rotation's rotation.json), if one is recorded there.
+
+    Its signature is not checked here (that takes the new CA's passphrase); ca_rotation refuses a state the new
+    CA did not sign, so an edited one holds that rotation, as the report's note says.
+    """
+    import base64  # pylint: disable=import-outside-toplevel
+    import binascii  # pylint: disable=import-outside-toplevel
+
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops.rotation import STATE_KEY, unseal
+
+    meta = secret.get("metadata") or {}
+    raw = (secret.get("data") or {}).get(STATE_KEY)
+    if raw is None:
+        return []
+    where = "k8s:%s/%s: %s" % (meta.get("namespace"), meta.get("name"), STATE_KEY)
+    try:
+        state, signature = unseal(base64.b64decode(raw, validate=True), where, "rotation_states")
+        if signature is not None:
+            base64.b64decode(signature, validate=True)
+    except (PKIError, binascii.Error, ValueError):
+        state, signature = {}, None
+    if not state or not signature:
+        return [
+            item(
+                "ca_rotation",
+                meta.get("name"),
+                where,
+                status="blocked",
+                note="%s is not a signed rotation state this collection wrote" % STATE_KEY,
+                next_action="check who edited the Secret; ca_rotation refuses a state the new CA did not sign",
+            )
+        ]
+
+    def name(secret_ref):
+        return "%s/%s" % (secret_ref["namespace"], secret_ref["name"]) if secret_ref else "?"
+
+    stage = state["stage"]
+    old_new = (name(state.get("old_ca_secret")), name(state.get("new_ca_secret")))
+    return [rotation_item(old_new, where, stage, state["times"].get(stage), "ca_rotation")]
+
+
 def k8s_items(kube, namespaces, now, warn) -> List[Dict[str, Any]]:
     """cert-manager Certificates and the keyring Secrets this collection manages."""
     from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager, labels
@@ -315,6 +357,9 @@ def k8s_items(kube, namespaces, now, warn) -> List[Dict[str, Any]]:
         out.extend(issuer_rotation_items(kube, namespace))
         secrets = kube.get(namespaced_path("v1", "secrets", namespace) + "?labelSelector=" + quote(selector)) or {}
         for secret in secrets.get("items") or []:
+            if labels.CA_LABEL in ((secret.get("metadata") or {}).get("labels") or {}):
+                out.extend(secret_rotation_items(secret))
+                continue
             meta = labels.keyring_state_of(secret)
             annotations = (secret.get("metadata") or {}).get("annotations") or {}
             if not meta and (labels.KEYRING_STATE in annotations or labels.LEGACY_KEYRING_STATE in annotations):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import traceback
 from typing import Dict, List, Optional, Tuple
@@ -65,6 +66,7 @@ class Kube:
                  in_cluster: Optional[bool] = None, timeout: float = 30.0) -> None:
         self.timeout = timeout
         self.calls = 0
+        self._calls_lock = threading.Lock()  # requests may be sent from several threads (bulk applies)
         self.notes: List[str] = []  # what check mode could not ask the server (shown as warnings)
         config = k8s_client.Configuration()
         path = kubeconfig_path(kubeconfig)
@@ -100,7 +102,8 @@ class Kube:
     def request(self, method: str, path: str, body=None, query=None,
                 content_type: str = "application/json") -> Tuple[int, Optional[Dict]]:
         """(status, decoded body); HTTP errors are returned, transport errors raised as PKIError."""
-        self.calls += 1
+        with self._calls_lock:
+            self.calls += 1
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type

@@ -260,6 +260,15 @@ def load_ca_in(store, passphrase: Optional[str], passphrase_field: str = "ca_pas
     return load_ca_from(store.read(LOAD_FILES), store.where, passphrase, store.field, passphrase_field)
 
 
+def load_ca_and_public_in(store, passphrase: Optional[str], passphrase_field: str = "ca_passphrase") -> tuple:
+    """(the CA, issuer PEM, root PEM), all from one read of the store: the roots handed out are those of the key
+    that was checked (a writer who swaps the files between two reads cannot slip in a root of their own)."""
+    files = store.read(LOAD_FILES)
+    ca = load_ca_from(files, store.where, passphrase, store.field, passphrase_field)
+    issuer_pem, root_pem = public_of(files, store.where, store.field)
+    return ca, issuer_pem, root_pem
+
+
 def public_in(store) -> tuple:
     """(issuer PEM, root PEM) of the CA a store keeps, once ca.crt, root.crt and ca.json agree (no key needed).
 

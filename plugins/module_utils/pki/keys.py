@@ -148,3 +148,32 @@ def signature_hash_for(key):
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
         return hashes.SHA384()
     return hashes.SHA256()
+
+
+def sign_data(key, data: bytes) -> bytes:
+    """A signature of ``data`` by a private key (RSA PKCS#1 v1.5 with SHA-256, ECDSA with SHA-256, Ed25519)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        from cryptography.hazmat.primitives.asymmetric import padding  # pylint: disable=import-outside-toplevel
+
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+    return key.sign(data)
+
+
+def signed_by(public, signature: bytes, data: bytes) -> bool:
+    """True when ``signature`` (sign_data's) over ``data`` was made by the key of ``public``."""
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            from cryptography.hazmat.primitives.asymmetric import padding  # pylint: disable=import-outside-toplevel
+
+            public.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(signature, data)
+        else:
+            return False
+    except Exception:  # InvalidSignature, or a signature of another algorithm: not made by this key
+        return False
+    return True

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import threading
 from typing import Callable, Dict, List, Optional
 
 from ansible_collections.securebydefault.pki.plugins.module_utils.k8s import certmanager as cm
@@ -69,6 +70,8 @@ class FakeKube(Kube):
         self.served = dict(SERVED if served is None else served)
         self.log: List[tuple] = []  # (method, path, dry run)
         self.injections: List[Injection] = []
+        self._calls_lock = threading.Lock()
+        self._serve_lock = threading.RLock()  # the bulk use cases send from several threads
         self.controller: Optional[Callable[["FakeKube"], None]] = None
         self._version = 100
         self.closed = False
@@ -120,7 +123,16 @@ class FakeKube(Kube):
         return obj
 
     def _send(self, method, path, query, headers, body):
+        with self._serve_lock:
+            return self._send_one(method, path, query, headers, body)
+
+    def _send_one(self, method, path, query, headers, body):
         query = dict(query or [])
+        if "?" in path:  # a query written into the path (status.k8s_items), as the real server reads it
+            from urllib.parse import parse_qsl
+
+            path, written = path.split("?", 1)
+            query.update(parse_qsl(written))
         dry_run = query.get("dryRun") == "All"
         self.log.append((method, path, dry_run))
         for injection in self.injections:

@@ -30,7 +30,8 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority 
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import fingerprint, load_certificate  # noqa: E402,E501
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError  # noqa: E402
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.identity import build_identity  # noqa: E402
-from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import KeySpec, generate_private_key  # noqa: E402,E501
+from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import (  # noqa: E402
+    KeySpec, generate_private_key, sign_data, signed_by)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.signing import sign_csr  # noqa: E402
 from ansible_collections.securebydefault.pki.plugins.modules import (  # noqa: E402
     ca_info, ca_rotation, cert_manager_issuer, k8s_trust_bundle)
@@ -123,8 +124,8 @@ def test_a_state_recorded_by_another_run_meanwhile_is_not_overwritten(cas, conte
     other["times"]["switched"] = other["times"]["trust_both"]
     original = rotation.SecretState.load
 
-    def load_then_other_run(self):
-        state = original(self)
+    def load_then_other_run(self, ca=None):
+        state = original(self, ca)
         # another job advances the rotation between this run's read and its write (a new resourceVersion)
         stored = kube.objects[secret_path(NEW)]
         stored["data"][rotation.STATE_KEY] = base64.b64encode(json.dumps(other).encode()).decode()
@@ -169,9 +170,57 @@ def test_a_rotation_to_another_new_ca_is_refused(cas, context):
         ca_store.build_ca_files(ca_store.CASettings(common_name="Zone CA 2028"), "pw"))
     stored = base64.b64encode(json.dumps(recorded).encode()).decode()
     kube.objects[secret_path(third)]["data"][rotation.STATE_KEY] = stored
+    # copied from another CA's Secret, it carries that CA's signature, not this one's
+    with pytest.raises(PKIError) as err:
+        run(context, {"old_ca_secret": OLD, "new_ca_secret": third})
+    assert err.value.field == "new_ca_secret" and "not signed by the new CA's key" in err.value.problem
+    # signed by this CA (a rotation it really is in, between other CAs): refused all the same
+    recorded.pop(rotation.SEAL_KEY)
+    key = ca_store.load_ca_in(SecretStore(kube, "pki", "ca-2028"), "pw").key
+    recorded[rotation.SEAL_KEY] = base64.b64encode(sign_data(key, rotation._sealed_bytes(recorded))).decode()
+    kube.objects[secret_path(third)]["data"][rotation.STATE_KEY] = base64.b64encode(
+        json.dumps(recorded).encode()).decode()
     with pytest.raises(PKIError) as err:
         run(context, {"old_ca_secret": OLD, "new_ca_secret": third})
     assert "records a rotation between other CAs" in err.value.problem
+
+
+def test_a_state_not_signed_by_the_new_ca_is_refused_before_anything_is_written(cas, context):
+    """Whoever may update the new CA's Secret but knows no passphrase cannot choose the stage."""
+    kube = cas
+    args = {"old_ca_secret": OLD, "new_ca_secret": NEW, "switch_after": "0s", "drop_after": "0s"}
+    run(context, args)
+    began = state_in(kube)
+    run(context, dict(args, evidence=evidence(kube, [OLD, NEW], OLD)))
+    recorded = state_in(kube)
+    assert recorded["stage"] == "switched"
+    # the signature is the new CA's key over the state
+    public = ca_store.load_ca_in(SecretStore(kube, "pki", "ca-2027"), "pw").certificate.public_key()
+    unsigned = {k: v for k, v in recorded.items() if k != rotation.SEAL_KEY}
+    assert signed_by(public, base64.b64decode(recorded[rotation.SEAL_KEY]), rotation._sealed_bytes(unsigned))
+
+    def tamper(state):
+        kube.objects[secret_path(NEW)]["data"][rotation.STATE_KEY] = base64.b64encode(
+            json.dumps(state).encode()).decode()
+        return kube.objects[secret_path(NEW)]["metadata"]["resourceVersion"]
+
+    # back to trust_both (the old CA would sign again), the signature kept; then with none; then garbage
+    done_evidence = evidence(kube, [OLD, NEW], NEW)
+    for forged in (dict(recorded, stage="trust_both"), unsigned, dict(unsigned, signature="not base64!")):
+        version = tamper(forged)
+        with pytest.raises(PKIError) as err:
+            run(context, dict(args, evidence=done_evidence))
+        assert err.value.field == "new_ca_secret" and "not signed by the new CA's key" in err.value.problem
+        assert kube.objects[secret_path(NEW)]["metadata"]["resourceVersion"] == version
+        assert state_in(kube) == forged
+    # a signed state of this rotation replayed: trust_both, after the new CA signed (the evidence) - refused
+    version = tamper(began)
+    with pytest.raises(PKIError) as err:
+        run(context, dict(args, evidence=done_evidence))
+    assert err.value.field == "new_ca_secret" and "a state before switched" in err.value.problem
+    assert kube.objects[secret_path(NEW)]["metadata"]["resourceVersion"] == version
+    tamper(recorded)
+    assert run(context, dict(args, evidence=done_evidence))["stage"] == "done"
 
 
 def test_ca_info_adds_the_roots_of_the_other_secrets_to_the_bundle(cas, context):
@@ -277,3 +326,61 @@ def test_an_issuer_secret_is_never_the_ca_secret_itself(intermediate_cas, contex
     with pytest.raises(PKIError) as err:
         cm_ops.ensure_issuer(context(cert_manager_issuer.ARGUMENT_SPEC, args))
     assert err.value.field == "ca_secret_name" and json.dumps(intermediate_cas.objects, sort_keys=True) == before
+
+
+def test_the_status_report_lists_a_rotation_kept_in_a_secret_and_an_edited_one(cas, context):
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops import status
+
+    kube = cas
+    run(context, {"old_ca_secret": OLD, "new_ca_secret": NEW})
+    rows = [i for i in status.report(status.StatusRequest(kubernetes=True), kube=kube)["items"]
+            if i["kind"] == "ca_rotation"]
+    assert [(r["name"], r["stage"], r["status"], r["where"]) for r in rows] == [
+        ("pki/ca -> pki/ca-2027", "trust_both", "due", "k8s:pki/ca-2027: rotation.json")]
+    assert rows[0]["next_action"] == "run ca_rotation (stage switched)" and rows[0]["stage_since"]
+    # an edited state does not hide the rotation: it is listed as blocked
+    recorded = state_in(kube)
+    recorded.pop(rotation.SEAL_KEY)
+    kube.objects[secret_path(NEW)]["data"][rotation.STATE_KEY] = base64.b64encode(
+        json.dumps(recorded).encode()).decode()
+    rows = [i for i in status.report(status.StatusRequest(kubernetes=True), kube=kube)["items"]
+            if i["kind"] == "ca_rotation"]
+    assert [(r["name"], r["status"]) for r in rows] == [("ca-2027", "blocked")]
+    assert "not a signed rotation state" in rows[0]["note"]
+
+
+def test_a_finished_rotation_whose_state_and_ledger_were_deleted_is_not_started_over(cas, context):
+    """Whoever may update the new CA's Secret can delete rotation.json and the ledger beside it; the nodes' evidence
+    (certificates of the new CA) still says the rotation has begun."""
+    kube = cas
+    args = {"old_ca_secret": OLD, "new_ca_secret": NEW, "switch_after": "0s", "drop_after": "0s"}
+    run(context, args)
+    run(context, dict(args, evidence=evidence(kube, [OLD, NEW], OLD)))
+    on_new = evidence(kube, [OLD, NEW], NEW)
+    assert run(context, dict(args, evidence=on_new))["stage"] == "done"
+    stored = kube.objects[secret_path(NEW)]["data"]
+    del stored[rotation.STATE_KEY], stored["ledger.jsonl"]
+    version = kube.objects[secret_path(NEW)]["metadata"]["resourceVersion"]
+    with pytest.raises(PKIError) as err:
+        run(context, dict(args, evidence=on_new))
+    assert err.value.field == "new_ca_secret" and "n1 holds one" in err.value.problem
+    assert kube.objects[secret_path(NEW)]["metadata"]["resourceVersion"] == version
+
+
+@pytest.mark.parametrize("forged", [
+    {"stage": "done", "times": {}, "old_ca_secret": "pki/ca"},
+    {"stage": "done", "times": {}, "new_root": ["x"]},
+    "[" * 100000 + "]" * 100000,
+])
+def test_a_state_of_the_wrong_shape_is_refused_and_reported_blocked(cas, context, forged):
+    from ansible_collections.securebydefault.pki.plugins.module_utils._ops import status
+
+    kube = cas
+    raw = forged if isinstance(forged, str) else json.dumps(dict(forged, signature="AAAA"))
+    kube.objects[secret_path(NEW)]["data"][rotation.STATE_KEY] = base64.b64encode(raw.encode()).decode()
+    with pytest.raises(PKIError) as err:
+        run(context, {"old_ca_secret": OLD, "new_ca_secret": NEW})
+    assert err.value.field == "new_ca_secret"
+    rows = [i for i in status.report(status.StatusRequest(kubernetes=True), kube=kube)["items"]
+            if i["kind"] == "ca_rotation"]
+    assert [r["status"] for r in rows] == ["blocked"]

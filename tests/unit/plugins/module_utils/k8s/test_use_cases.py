@@ -619,6 +619,20 @@ def test_a_failure_while_applying_in_bulk_says_what_was_written(kube, context, i
     with pytest.raises(PKIError) as err:
         cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(4)))
     assert err.value.field.startswith("certificates[2]")
+    # the Certificates are applied side by side: all but the one refused are written, in order
     assert err.value.result["changed"] is True and [r["name"] for r in err.value.result["certificates"]] == [
-        "svc0", "svc1"]
-    assert err.value.result["not_applied"] == ["prod/svc2", "prod/svc3"]
+        "svc0", "svc1", "svc3"]
+    assert err.value.result["not_applied"] == ["prod/svc2"]
+    assert CERTS + "/svc3" in kube.objects and CERTS + "/svc2" not in kube.objects
+
+
+def test_certificates_in_bulk_that_share_a_password_secret_get_one_password(kube, context, issuer):
+    store = {"pkcs12": {"password_secret_name": "pw", "create_password_secret": True}}
+    args = bulk(6, keystores=store)
+    first = cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, args))
+    assert [r["password_secrets_created"] for r in first["certificates"]] == [["pw"]] * 6
+    assert [m for m, p, _dry in kube.writes() if p.endswith("/secrets/pw")] == ["PATCH"]  # made once
+    password = kube.objects[namespaced_path("v1", "secrets", "prod", "pw")]["data"]["password"]
+    again = cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, args))
+    assert again["changed"] is False
+    assert kube.objects[namespaced_path("v1", "secrets", "prod", "pw")]["data"]["password"] == password

@@ -89,3 +89,14 @@ def test_format_duration():
     assert format_duration(datetime.timedelta(days=3, hours=4, minutes=5)) == "3d4h"
     assert format_duration(datetime.timedelta(minutes=45)) == "45m"
     assert format_duration(datetime.timedelta(days=-2)) == "-2d"
+
+
+@pytest.mark.parametrize("spec", [keys.KeySpec(), keys.KeySpec("ec", 384), keys.KeySpec("rsa", 2048),
+                                  keys.KeySpec("ed25519")])
+def test_a_signature_verifies_with_its_key_only_and_over_its_data_only(spec):
+    key, other = keys.generate_private_key(spec), keys.generate_private_key(spec)
+    signature = keys.sign_data(key, b"state")
+    assert keys.signed_by(key.public_key(), signature, b"state")
+    assert not keys.signed_by(key.public_key(), signature, b"state2")
+    assert not keys.signed_by(other.public_key(), signature, b"state")
+    assert not keys.signed_by(key.public_key(), b"", b"state")
