@@ -175,11 +175,8 @@ def _plan(ctx, params: Dict, issuers: Optional[Dict[str, bool]] = None, listed=N
     return _Plan(params, namespace, name, path, spec, before, missing)
 
 
-def _apply(ctx, plan: _Plan, params: Dict, passwords_made: bool = False) -> Tuple[Dict, Optional[Dict]]:
-    """Create the password Secrets (unless ``passwords_made``) and apply the Certificate server-side; (result,
-    object after)."""
-    if not passwords_made:
-        create_password_secrets(ctx, plan.missing, plan.namespace)
+def _apply(ctx, plan: _Plan, params: Dict) -> Tuple[Dict, Optional[Dict]]:
+    """Apply the Certificate server-side (its password Secrets made before); (result, object after)."""
     body = {
         "apiVersion": cm.API_VERSION,
         "kind": "Certificate",
@@ -219,6 +216,7 @@ def ensure_certificate(ctx) -> Dict:
         namespace = cm.check_k8s_name(params["namespace"], "namespace")
         return delete_object(ctx, "certificates", namespace, cm.check_k8s_name(params["name"], "name"))
     plan = _plan(ctx, params)
+    create_password_secrets(ctx, plan.missing, plan.namespace)
     result, after = _apply(ctx, plan, params)
     if params["wait"] and not ctx.check_mode and not cm.is_issued(after):
         done, after = ctx.kube.wait(plan.path, cm.is_issued, params["wait_timeout"])
@@ -234,14 +232,14 @@ def ensure_certificate(ctx) -> Dict:
     return _finish(result, after)
 
 
-def _item_params(ctx, index: int, item) -> Dict:
-    """One item of ``certificates`` checked against the options of cert_manager_certificate."""
+def item_params(ctx, where: str, item) -> Dict:
+    """One Certificate given as a mapping (an item of ``certificates``; ``where`` names it) checked against the
+    options of cert_manager_certificate."""
     # pylint: disable=import-outside-toplevel
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
     from ansible_collections.securebydefault.pki.plugins.module_utils._ops.cert_manager_spec import CERTIFICATE_SPEC
 
-    where = "certificates[%d]" % index
     if not isinstance(item, dict):
         raise PKIError(where, "is not a mapping", "give each Certificate as a mapping of its options")
     validated = ArgumentSpecValidator(CERTIFICATE_SPEC, required_if=[("state", "present", ["issuer_name"])]).validate(
@@ -271,7 +269,10 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
     ``interval`` seconds)."""
     params, kube = ctx.params, ctx.kube
     connection = {k: v for k, v in params.items() if k not in ("certificates", "wait", "wait_timeout")}
-    items = [dict(connection, **_item_params(ctx, i, item)) for i, item in enumerate(params["certificates"])]
+    items = [
+        dict(connection, **item_params(ctx, "certificates[%d]" % i, item))
+        for i, item in enumerate(params["certificates"])
+    ]
     seen: Dict[Tuple[str, str], int] = {}
     for index, item in enumerate(items):
         key = (item["namespace"], item["name"])
@@ -316,7 +317,7 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
         if plan is None:
             result, after = delete_object(ctx, "certificates", item["namespace"], item["name"]), None
         else:
-            result, after = _apply(ctx, plan, dict(item, wait_timeout=params["wait_timeout"]), passwords_made=True)
+            result, after = _apply(ctx, plan, dict(item, wait_timeout=params["wait_timeout"]))
         result.update(name=item["name"], namespace=item["namespace"])
         return result, after
 

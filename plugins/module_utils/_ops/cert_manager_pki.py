@@ -263,16 +263,12 @@ def ensure_pki(ctx) -> Dict[str, Any]:
     if params["ca_source"] == "cert_manager" and params["ca_path"]:
         raise PKIError("ca_path", "only applies to ca_source: cluster_ca", "remove ca_path, or set ca_source")
     from ansible_collections.securebydefault.pki.plugins.module_utils._ops.cert_manager_spec import (  # noqa: E501 pylint: disable=import-outside-toplevel
-        CERTIFICATE_SPEC,
         ISSUER_RULES,
         ISSUER_SPEC,
     )
 
     def certificate(where, item):
-        if not isinstance(item, dict):
-            raise PKIError(where, "is not a mapping", "give each Certificate as a mapping of its options")
-        checked = _checked(CERTIFICATE_SPEC, item, where, "securebydefault.pki.cert_manager_certificate")
-        return where, checked
+        return where, cm_ops.item_params(ctx, where, item)
 
     cert_manager_ca = params["ca_source"] == "cert_manager"
     services = [certificate("certificates[%d]" % i, item) for i, item in enumerate(params["certificates"])]

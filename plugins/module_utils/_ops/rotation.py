@@ -103,6 +103,7 @@ class StateFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.where = path
 
     def load(self, ca=None) -> Dict[str, Any]:
         return load_state(self.path)
@@ -318,13 +319,13 @@ def step(
         raise PKIError(cas.new.field, "is the same CA as %s" % cas.old.field, "create a new CA elsewhere first")
     now = now or utcnow()
     state = cas.state.load(new_ca)
+    missing, old = evidence_report(request.evidence, new_root, new_issuer)
     if cas.in_secrets:
-        _check_not_set_back(cas.new, state, request.evidence, new_root, new_issuer)
+        _check_not_set_back(cas.new, state, [str(item.get("host")) for item in request.evidence], old)
     if state and (state.get("old_root") != old_root or state.get("new_root") != new_root):
-        where = "%s: %s" % (cas.new.where, STATE_KEY) if cas.in_secrets else request.path
         raise PKIError(
             cas.new.field if cas.in_secrets else "path",
-            "%s records a rotation between other CAs" % where,
+            "%s records a rotation between other CAs" % cas.state.where,
             "finish that rotation, or give this rotation its own state file"
             if not cas.in_secrets
             else "finish that rotation first; a CA is rotated to once",
@@ -337,7 +338,6 @@ def step(
     cross_pem = None
     if request.cross_sign and state.get("stage") != "done":
         cross_pem = ensure_cross(cas, request, old_root, check_mode, now)
-    missing, old = evidence_report(request.evidence, new_root, new_issuer)
     silent = [host for host in request.hosts_without_evidence if host not in missing + old]
     missing, old = missing + silent, old + silent
     # cross-signed, leaves are served with the cross certificate until done: the done gate asks for a leaf of
@@ -442,22 +442,20 @@ def check_keys(cas: RotationCAs, request: RotationRequest):
     return new_ca, old_root, new_issuer, new_root
 
 
-def _check_not_set_back(store, state: Dict[str, Any], evidence=(), new_root: str = "", new_issuer: str = "") -> None:
+def _check_not_set_back(store, state: Dict[str, Any], hosts: List[str], on_old: List[str]) -> None:
     """A new CA that already signed, but whose state says it has not begun to (none, or trust_both): the state was
     lost, deleted, or set back to an earlier one of this rotation (a signed state can be replayed) - not a new start.
 
     Signed by the new CA means: its ledger (in the same Secret, so whoever deletes the state may empty it too) or a
-    node's evidence (read from the nodes) holds a certificate of the new CA.
+    node's evidence (read from the nodes) holds a certificate of the new CA: ``hosts`` gave evidence, ``on_old``
+    (evidence_report's) hold none.
     """
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki import ledger
 
     if state.get("stage") not in (None, "trust_both"):
         return
     signed = bool((store.read((ledger.LEDGER,))[ledger.LEDGER] or b"").strip())
-    on_new = []
-    if evidence and not signed:
-        on_old = set(evidence_report(evidence, new_root, new_issuer)[1])
-        on_new = [str(item.get("host")) for item in evidence if str(item.get("host")) not in on_old]
+    on_new = [] if signed else [host for host in hosts if host not in on_old]
     if signed or on_new:
         raise PKIError(
             store.field,

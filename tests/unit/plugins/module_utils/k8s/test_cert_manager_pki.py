@@ -83,6 +83,7 @@ def test_check_mode_stores_nothing_then_one_run_makes_it_all_and_a_rerun_writes_
     ({"certificates": services(("api", "prod")) + [{"name": "x", "namespace": "prod", "colour": "blue"}]},
      "certificates[1]"),
     ({"certificates": [{"name": "x"}]}, "certificates[0]"),  # "missing required arguments: namespace"
+    ({"certificates": [{"name": "x", "namespace": "prod"}]}, "certificates[0]"),  # no issuer_name
     ({"namespaces": ["Not_A_Name"]}, "namespaces[0]"),
     ({"ca_valid_for": "1h", "ca_renew_before": "2h"}, "ca_renew_before"),
     ({"ca_valid_for": "forever"}, "ca_valid_for"),
