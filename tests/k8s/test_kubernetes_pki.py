@@ -86,7 +86,13 @@ def run_playbook(root: Path, extra: dict, host_vars=None, check=False):
     if check:
         cmd.append("--check")
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_FORKS="5")
+    started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if os.environ.get("SBD_PKI_K8S_LOAD_REPORT"):  # what the role's runs cost, beside the load per stage
+        with open(os.environ["SBD_PKI_K8S_LOAD_REPORT"], "a", encoding="utf-8") as out:
+            elapsed = time.monotonic() - started
+            kind = "role run --check" if check else "role run"
+            out.write("%s (%s): %.1f s, rc %d\n" % (kind, root.name, elapsed, proc.returncode))
     recap = {}
     for match in re.finditer(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout,
                              re.M):
