@@ -34,13 +34,14 @@ from ansible_collections.securebydefault.pki.plugins.module_utils.pki.timeutil i
 NODE_MODULE = "securebydefault.pki.node_certificate_files"
 
 
-def sign(params, prepared, host=""):
-    """Sign the node's CSR with the CA on the controller (see module_utils/pki/signing.py)."""
+def sign(params, prepared, host="", dry_run=False):
+    """Sign the node's CSR with the CA on the controller (see module_utils/pki/signing.py); a dry run makes every
+    check of the signature (CA, constraints, the ledger's owners of each name) and signs nothing."""
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.signing import sign_csr
 
     return sign_csr(params["ca_path"], params["ca_passphrase"], prepared["csr"], prepared["identity"],
                     params["usages"], parse_duration(params["valid_for"], "valid_for"), params["allow_wildcard"],
-                    host, shared_names=params["shared_names"], subject=params["subject"])[0]
+                    host, shared_names=params["shared_names"], subject=params["subject"], dry_run=dry_run)[0]
 
 
 def public_of(ca):
@@ -205,6 +206,72 @@ def check_not_foreign(identity, task_vars, shared_names):
                        "fix the node's hostname, or list a name every host may carry in shared_names")
 
 
+def signed_certificate(params, prepared, approved, discover, task_vars):
+    """The certificate for the prepared CSR (None: the CA host signs it); the identity is vetted first."""
+    identity = vetted_identity(approved, prepared, params, discover)
+    check_not_foreign(identity, task_vars, params["shared_names"])
+    prepared["identity"] = identity.names()
+    if params["ca"] and not params["certificate"]:
+        return None
+    return params["certificate"] or sign(params, prepared, task_vars.get("inventory_hostname", ""))
+
+
+def ca_public(params, check_mode, cache=None):
+    """(issuer PEM, bundle PEM, policy, revoked serials) of the signing CA, from the controller's CA directory
+    (checked against its passphrase) or from ca_info's result; ``cache`` keeps them for other certificates of
+    the same run and CA (node_certificates)."""
+    if params["ca"]:
+        if params["trust_also"]:
+            raise PKIError("trust_also", "trust_also names CA directories on the controller, but the CA is on "
+                           "a CA host", "pass trust_also to ca_info on the CA host instead")
+        return public_of(params["ca"])
+    key = (params["ca_path"], params["ca_passphrase"], tuple(params.get("trust_also") or ()))
+    if cache is not None and key in cache:
+        return cache[key]
+    issuer_pem, bundle_pem = verified_public(params["ca_path"], params["ca_passphrase"], write_stamp=not check_mode)
+    for other in params.get("trust_also") or []:
+        # CA rotation: the other CA's root joins the bundle (trust both), never the signing chain
+        root = read_public(other, "trust_also")[1]
+        if root not in bundle_pem:
+            bundle_pem += root
+    public = (issuer_pem, bundle_pem, read_policy(params["ca_path"]), revoked_serials(params["ca_path"]))
+    if cache is not None:
+        cache[key] = public
+    return public
+
+
+def plan(params, task_vars, check_mode, cache=None):
+    """Everything that can be checked before the node is touched: (approved names, sources the node must
+    discover, the node-side module's options)."""
+    validate_key_spec(KeySpec(params["key_type"], params["key_size"]))
+    valid_for = parse_duration(params["valid_for"], "valid_for")
+    renew_before = parse_duration(params["renew_before"], "renew_before")
+    if renew_before >= valid_for:
+        raise PKIError("renew_before", "%s is not shorter than valid_for %s" % (params["renew_before"],
+                                                                                params["valid_for"]),
+                       "renew before a fraction of the lifetime, e.g. valid_for 90d with renew_before 30d")
+    if not os.path.isabs(params["path"]):
+        raise PKIError("path", "%r is not an absolute path" % params["path"], "give an absolute directory")
+    node_file_names(params["name"])
+    check_key_mode(parse_mode(params["key_mode"], "key_mode"), params["allow_group_readable_key"])
+    subject = parse_subject(params["subject"], "subject")
+    identity, discover = plan_identity(params, task_vars)
+    if not discover:  # with sources to discover, the node's names are checked once it found them
+        check_names_or_subject(identity, subject, params["usages"], "identity_from")
+    issuer_pem, bundle_pem, policy, revoked = ca_public(params, check_mode, cache)
+    if params.get("issuer_chain"):
+        issuer_pem = chain_instead(issuer_pem, params["issuer_chain"])
+    check_policy(policy, valid_for, params["allow_wildcard"], utcnow(), renew_before=renew_before)
+    node_args = {k: params[k] for k in NODE_SHARED_OPTIONS}
+    node_args["host"] = task_vars.get("inventory_hostname", "")
+    node_args["issuer"] = issuer_pem
+    node_args["bundle"] = bundle_pem
+    node_args["revoked_serials"] = revoked
+    if params["pkcs12_truststore"]:
+        node_args["truststore"] = java_truststore(bundle_pem, params["pkcs12_passphrase"])
+    return identity.names(), discover, node_args
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(NODE_CERTIFICATE_SPEC)
@@ -230,10 +297,11 @@ class ActionModule(ActionBase):
             return result
         prepared = self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="prepare", names=approved,
                                                                       discover=discover), task_vars=task_vars)
-        if prepared.get("failed") or not prepared.get("csr"):
+        # check mode signs nothing, whatever the node answers (an honest one returns no CSR then)
+        if prepared.get("failed") or not prepared.get("csr") or self._task.check_mode:
             return self._finish(result, prepared, failed=bool(prepared.get("failed")))
         try:
-            cert_pem = self._signed(params, prepared, approved, discover, task_vars)
+            cert_pem = signed_certificate(params, prepared, approved, discover, task_vars)
         except (PKIError, ValueError, ImportError) as exc:
             if prepared.get("pending_created"):
                 self._execute_module(NODE_MODULE, module_args=dict(node_args, stage="abort"), task_vars=task_vars)
@@ -248,16 +316,6 @@ class ActionModule(ActionBase):
             return finished
         return self._install(result, node_args, prepared, cert_pem, task_vars)
 
-    @staticmethod
-    def _signed(params, prepared, approved, discover, task_vars):
-        """The certificate for the prepared CSR (None: the CA host signs it); the identity is vetted first."""
-        identity = vetted_identity(approved, prepared, params, discover)
-        check_not_foreign(identity, task_vars, params["shared_names"])
-        prepared["identity"] = identity.names()
-        if params["ca"] and not params["certificate"]:
-            return None
-        return params["certificate"] or sign(params, prepared, task_vars.get("inventory_hostname", ""))
-
     def _install(self, result, node_args, prepared, cert_pem, task_vars):
         installed = self._execute_module(NODE_MODULE, module_args=dict(
             node_args, stage="install", names=prepared["identity"], certificate=cert_pem),
@@ -271,47 +329,7 @@ class ActionModule(ActionBase):
         return self._finish(result, installed)
 
     def _plan(self, params, task_vars):
-        """Everything that can be checked before the node is touched."""
-        validate_key_spec(KeySpec(params["key_type"], params["key_size"]))
-        valid_for = parse_duration(params["valid_for"], "valid_for")
-        renew_before = parse_duration(params["renew_before"], "renew_before")
-        if renew_before >= valid_for:
-            raise PKIError("renew_before", "%s is not shorter than valid_for %s" % (params["renew_before"],
-                                                                                    params["valid_for"]),
-                           "renew before a fraction of the lifetime, e.g. valid_for 90d with renew_before 30d")
-        if not os.path.isabs(params["path"]):
-            raise PKIError("path", "%r is not an absolute path" % params["path"], "give an absolute directory")
-        node_file_names(params["name"])
-        check_key_mode(parse_mode(params["key_mode"], "key_mode"), params["allow_group_readable_key"])
-        subject = parse_subject(params["subject"], "subject")
-        identity, discover = plan_identity(params, task_vars)
-        if not discover:  # with sources to discover, the node's names are checked once it found them
-            check_names_or_subject(identity, subject, params["usages"], "identity_from")
-        if params["ca"]:
-            if params["trust_also"]:
-                raise PKIError("trust_also", "trust_also names CA directories on the controller, but the CA is on "
-                               "a CA host", "pass trust_also to ca_info on the CA host instead")
-            issuer_pem, bundle_pem, policy, revoked = public_of(params["ca"])
-        else:
-            issuer_pem, bundle_pem = verified_public(params["ca_path"], params["ca_passphrase"],
-                                                     write_stamp=not self._task.check_mode)
-            for other in params.get("trust_also") or []:
-                # CA rotation: the other CA's root joins the bundle (trust both), never the signing chain
-                root = read_public(other, "trust_also")[1]
-                if root not in bundle_pem:
-                    bundle_pem += root
-            policy, revoked = read_policy(params["ca_path"]), revoked_serials(params["ca_path"])
-        if params.get("issuer_chain"):
-            issuer_pem = chain_instead(issuer_pem, params["issuer_chain"])
-        check_policy(policy, valid_for, params["allow_wildcard"], utcnow(), renew_before=renew_before)
-        node_args = {k: params[k] for k in NODE_SHARED_OPTIONS}
-        node_args["host"] = task_vars.get("inventory_hostname", "")
-        node_args["issuer"] = issuer_pem
-        node_args["bundle"] = bundle_pem
-        node_args["revoked_serials"] = revoked
-        if params["pkcs12_truststore"]:
-            node_args["truststore"] = java_truststore(bundle_pem, params["pkcs12_passphrase"])
-        return identity.names(), discover, node_args
+        return plan(params, task_vars, self._task.check_mode)
 
     def _finish(self, result, module_result, failed=False, reasons=None):
         for key in ("msg", "reasons", "identity", "certificate", "written", "backups", "discovered", "field", "fix"):

@@ -68,6 +68,34 @@ NODE_CERTIFICATE_RULES = dict(
     required_by={"certificate": ("ca",)},
 )
 
+# node_certificates: one certificate of its list. Options left out (None) are the task's.
+NODE_CERTIFICATES_ITEM = dict(
+    name=dict(type="str", required=True),
+    path=dict(type="path"),
+    ca_path=dict(type="path"),
+    trust_also=dict(type="list", elements="path"),
+    issuer_chain=dict(type="str"),
+    dns_names=dict(type="list", elements="str"),
+    ip_addresses=dict(type="list", elements="str"),
+    uris=dict(type="list", elements="str"),
+    spiffe_id=dict(type="str"),
+    shared_names=dict(type="list", elements="str"),
+    subject=SUBJECT_OPTION,
+    usages=dict(type="list", elements="str", choices=["server", "client"]),
+)
+
+# node_certificates: node_certificate's options (those of a CA on the controller) for every certificate,
+# and the list of certificates, each with what sets it apart.
+NODE_CERTIFICATES_SPEC = dict(
+    {k: v for k, v in NODE_CERTIFICATE_SPEC.items() if k not in ("ca", "certificate", "name", "path")},
+    path=dict(type="path"),
+    certificates=dict(type="list", elements="dict", required=True, options=NODE_CERTIFICATES_ITEM),
+)
+NODE_CERTIFICATES_RULES = dict(
+    required_if=[("pkcs12_keystore", True, ("pkcs12_passphrase",)),
+                 ("pkcs12_truststore", True, ("pkcs12_passphrase",))],
+)
+
 # What the action plugin hands the node-side module; see node_certificate_files.
 NODE_FILES_SPEC = dict(
     stage=dict(type="str", required=True, choices=["prepare", "install", "abort"]),
@@ -80,6 +108,16 @@ NODE_FILES_SPEC = dict(
     revoked_serials=dict(type="list", elements="str", default=[]),
     host=dict(type="str", default=""),
     **NODE_SHARED_OPTIONS,
+)
+
+
+# node_certificates_files: node_certificate_files for several certificates in one call; each element of
+# certificates is checked against NODE_FILES_SPEC in the module (the passphrases are options of the call).
+NODE_FILES_MANY_SPEC = dict(
+    stage=dict(type="str", required=True, choices=["prepare", "install", "abort"]),
+    certificates=dict(type="list", elements="dict", required=True),
+    key_passphrase=dict(type="str", no_log=True),
+    pkcs12_passphrase=dict(type="str", no_log=True),
 )
 
 

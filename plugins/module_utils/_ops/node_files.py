@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import require_cryptography
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import node_file_names
@@ -151,3 +151,172 @@ def node_files(ctx) -> Dict[str, Any]:
     if ctx.diff:
         out["diff"] = {"before": result.before, "after": result.after}
     return out
+
+
+class _Item:
+    """One certificate of node_certificates_files, as node_files expects its context."""
+
+    def __init__(self, ctx, params) -> None:
+        self.module = ctx.module
+        self.params = params
+        self.check_mode = ctx.check_mode
+        self.diff = ctx.diff
+
+
+def _item_params(ctx, index: int, item) -> Dict[str, Any]:
+    """certificates[index] checked against node_certificate_files' options, with the stage and passphrases of
+    the call (they are options of the call, never of an item: an item's values are not masked in logs)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import NODE_FILES_SPEC
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+
+    where = "certificates[%d]" % index
+    if not isinstance(item, dict):
+        raise PKIError(where, "is not a mapping", "give each certificate as a mapping of its options")
+    secret = sorted(set(item) & {"stage", "key_passphrase", "pkcs12_passphrase"})
+    if secret:
+        raise PKIError(
+            "%s.%s" % (where, secret[0]),
+            "is an option of the whole call, not of one certificate",
+            "give it once, beside certificates",
+        )
+    merged = dict(
+        item,
+        stage=ctx.params["stage"],
+        key_passphrase=ctx.params["key_passphrase"],
+        pkcs12_passphrase=ctx.params["pkcs12_passphrase"],
+    )
+    validation = ArgumentSpecValidator(NODE_FILES_SPEC).validate(merged)
+    if validation.error_messages:
+        raise PKIError(where, "; ".join(validation.error_messages), "fix the options of that certificate")
+    params = validation.validated_parameters
+    if params["stage"] == "install" and not params["certificate"]:
+        raise PKIError(where + ".certificate", "is missing in stage install", "pass each signed certificate")
+    return params
+
+
+def _own_files(params) -> List[str]:
+    """The files of one certificate that no other certificate may share (real paths, as this node sees them)."""
+    paths = paths_of(params)
+    own = [paths["key"], paths["key"] + ".pending", paths["cert"], paths["chain"], record.record_path(paths["cert"])]
+    if params["pkcs12_keystore"]:
+        own.append(paths["keystore"])
+    return [os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p)) for p in own]
+
+
+def _check_apart(items) -> None:
+    """No file of one certificate is a file of another (a name like ``a-fullchain`` beside ``a``, or
+    ``ca-bundle``); the certificates of one directory (as this node resolves it, links included) bring one trust
+    bundle and truststore, which they share."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+
+    owner: Dict[str, int] = {}
+    shared: Dict[str, tuple] = {}
+    for index, item in enumerate(items):
+        params = item.params
+        directory = os.path.realpath(params["path"])
+        for path in _own_files(params):
+            if path in owner or os.path.basename(path) in ("ca-bundle.crt", "truststore.p12"):
+                other = "certificates[%d]" % owner[path] if path in owner else "the directory's trust bundle"
+                raise PKIError(
+                    "certificates[%d].name" % index,
+                    "its file %s is also a file of %s" % (path, other),
+                    "give each certificate its own name (not one ending in -fullchain of another, nor ca-bundle or "
+                    "truststore) or its own path",
+                )
+            owner[path] = index
+        trust = (params["bundle"], params["truststore"])
+        first = shared.setdefault(directory, (index, trust))
+        if first[1] != trust:
+            raise PKIError(
+                "certificates[%d].path" % index,
+                "%s is (as this node resolves it) the directory %s of certificates[%d], whose trust bundle differs"
+                % (params["path"], directory, first[0]),
+                "give certificates of different CAs their own directories, and no link between them",
+            )
+
+
+def _check_before_writing(node, item) -> None:
+    """What prepare refuses before it writes (destinations, owner of the directory, names), without writing."""
+    names, _discovered = requested_names(item.params["names"], item.params["discover"])
+    request = build_request(node, item.params, names, item.check_mode)
+    node.check_destinations(request)
+    node.check_owner_of_path(request)
+    node.desired_identity(request, node.NodeResult())
+
+
+def node_files_many(ctx) -> Dict[str, Any]:
+    """Module node_certificates_files: one stage of several node certificates on this node, in one call.
+
+    Every certificate's options, files and (in prepare) destinations and names are checked before the first file
+    is touched. A prepare that fails on one certificate removes the pending keys it made for the others; an
+    install that fails on one installs no later one and removes their pending keys (each installed certificate is
+    complete: its files are replaced atomically, one by one).
+    """
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+
+    items = [_Item(ctx, _item_params(ctx, index, item)) for index, item in enumerate(ctx.params["certificates"])]
+    _check_apart(items)
+    stage = ctx.params["stage"]
+    quick: List[Optional[Dict[str, Any]]] = [None] * len(items)
+    if stage == "prepare":  # read-only checks of every certificate first; nothing due needs no cryptography
+        for index, item in enumerate(items):
+            quick[index] = _at(index, _quick_of, item)
+        due = [index for index, answer in enumerate(quick) if answer is None]
+        if due:
+            require_cryptography(ctx.module)
+            from ansible_collections.securebydefault.pki.plugins.module_utils.pki import node
+
+            for index in due:
+                _at(index, _check_before_writing, node, items[index])
+    results: List[Dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            results.append(quick[index] if quick[index] is not None else node_files(item))
+        except Exception as exc:  # pylint: disable=broad-except  # an OSError too: take back the pending keys
+            cleaned = _abort(ctx, items[:index] if stage == "prepare" else items[index:], results)
+            if isinstance(exc, PKIError):
+                failure = PKIError("certificates[%d].%s" % (index, exc.field), exc.problem, exc.fix)
+            else:
+                failure = PKIError(
+                    "certificates[%d]" % index,
+                    "%s: %s" % (type(exc).__name__, exc),
+                    "fix what the error names on this node, then run again",
+                )
+            failure.result = {"certificates": results, "index": index, "written": cleaned}
+            raise failure from None
+    return {"changed": any(r["changed"] for r in results), "certificates": results}
+
+
+def _quick_of(item) -> Optional[Dict[str, Any]]:
+    names, discovered = requested_names(item.params["names"], item.params["discover"])
+    parse_subject(item.params["subject"], "subject")
+    return quick_result(item.params, names, discovered)
+
+
+def _at(index: int, function, *args):
+    """``function(*args)`` for certificates[index]: an error names that certificate."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+
+    try:
+        return function(*args)
+    except PKIError as exc:
+        raise PKIError("certificates[%d].%s" % (index, exc.field), exc.problem, exc.fix) from None
+
+
+def _abort(ctx, items, results) -> List[str]:
+    """Remove the pending keys of ``items`` that this call (prepare) or the action's prepare made (install);
+    each on its own, so one that cannot be removed does not keep the others."""
+    removed: List[str] = []
+    if ctx.check_mode:
+        return removed
+    for index, item in enumerate(items):
+        made = results[index].get("pending_created") if ctx.params["stage"] == "prepare" else True
+        if not made:
+            continue
+        try:
+            removed.extend(node_files(_Item(ctx, dict(item.params, stage="abort"))).get("written", []))
+        except Exception as exc:  # pylint: disable=broad-except
+            removed.append("%s.pending (not removed: %s)" % (paths_of(item.params)["key"], exc))
+    return removed
