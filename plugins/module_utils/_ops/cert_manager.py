@@ -183,7 +183,8 @@ def _apply(ctx, plan: _Plan, params: Dict) -> Tuple[Dict, Optional[Dict]]:
         "metadata": {"name": plan.name, "namespace": plan.namespace},
         "spec": plan.spec,
     }
-    applied = objects.ensure(ctx.kube, plan.path, body, params, ctx.check_mode, before=plan.before)
+    # a Certificate already as asked, applied by this field manager, is not applied again (a rerun of many)
+    applied = objects.ensure(ctx.kube, plan.path, body, params, ctx.check_mode, before=plan.before, skip_unchanged=True)
     result = dict(
         changed=applied.changed or bool(plan.missing),
         spec=plan.spec,

@@ -51,16 +51,27 @@ class Applied:
 
 
 def ensure(kube, path: str, body: Dict, params: Dict, dry_run: bool, field: str = "name",
-           force: Optional[bool] = None, before: Any = UNREAD) -> Applied:
+           force: Optional[bool] = None, before: Any = UNREAD, skip_unchanged: bool = False) -> Applied:
     """Apply ``body`` at ``path`` server-side (field manager and force from the module options) and compare.
 
     ``before``: the object as already read by the caller (None: absent), so it is not read twice.
+    ``skip_unchanged``: no request at all when ``before`` already is ``body`` (what a user manages of it, see
+    ``comparable``) and this field manager applied it: the apply would change nothing (a rerun of many objects).
     """
     if before is UNREAD:
         before = kube.get(path)
+    manager = params.get("field_manager") or DEFAULT_FIELD_MANAGER
+    if skip_unchanged and before is not None and comparable(before) == comparable(body) and applied_by(before, manager):
+        return Applied(before, before, False)
     after = kube.apply(path, body, params.get("field_manager") or DEFAULT_FIELD_MANAGER, dry_run,
                        bool(params.get("force_conflicts")) if force is None else force, field=field)
     return Applied(before, after, before is None or comparable(before) != comparable(after))
+
+
+def applied_by(obj: Dict, manager: str) -> bool:
+    """Whether ``manager`` holds fields of ``obj`` by a server-side apply (its managedFields)."""
+    fields = (obj.get("metadata") or {}).get("managedFields") or []
+    return any(isinstance(f, dict) and f.get("manager") == manager and f.get("operation") == "Apply" for f in fields)
 
 
 def delete(kube, path: str, dry_run: bool) -> Applied:

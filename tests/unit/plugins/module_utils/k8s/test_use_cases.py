@@ -183,6 +183,13 @@ def test_certificates_in_bulk_check_mode_real_rerun_and_diff(kube, context, issu
     again = cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(5)))
     assert again["changed"] is False and again["diff"] == []
     assert [p for _method, p, _dry in kube.log[seen:]].count(ISSUER) == 1  # the issuer is read once for all
+    # each Certificate is already as asked and applied by this field manager: nothing is sent again
+    assert [(m, p) for m, p, _dry in kube.log[seen:] if m in ("PATCH", "PUT", "POST")] == []
+    # one that another manager applied last (or that nobody applied) is applied again
+    kube.objects[CERTS + "/svc2"]["metadata"]["managedFields"] = [{"manager": "someone-else", "operation": "Apply"}]
+    seen = len(kube.log)
+    cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(5)))
+    assert [p for m, p, _dry in kube.log[seen:] if m == "PATCH"] == [CERTS + "/svc2"]
     changed = cm_ops.ensure_certificates(context(cert_manager_certificates.ARGUMENT_SPEC, bulk(5, valid_for="2d"),
                                                  check_mode=True))
     assert changed["diff"][0]["after"]["spec"]["duration"] == "48h"
