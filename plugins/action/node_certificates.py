@@ -159,7 +159,7 @@ class ActionModule(ActionBase):
         for position, index in enumerate(present):
             outcomes[index] = prepared[position]
         due = [i for i in present if outcomes[i].get("csr")] if not check_mode else []  # check mode signs nothing
-        signed, signing = {}, None
+        signed, signing = {}, 0
         try:
             for signing in due:  # every check of every signature first (none is signed if one is refused) ...
                 signed_certificate(items[signing], outcomes[signing], plans[signing][0], plans[signing][1], task_vars)

@@ -24,8 +24,6 @@ author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.requirements
   - securebydefault.pki.attributes
-  - securebydefault.pki.attributes.files
-  - securebydefault.pki.attributes.key
 options:
   stage:
     description:
@@ -38,7 +36,8 @@ options:
       - The certificates, each a mapping of the options of M(securebydefault.pki.node_certificate_files)
         but O(stage), O(key_passphrase) and O(pkcs12_passphrase), which are options of the whole call
         (an item's values are not masked in logs, so no secret goes there).
-      - Two certificates with the same O(certificates[].path) and O(certificates[].name) are refused.
+      - Two certificates that would share a file (as this node resolves their C(path) and C(name), links
+        included), or one directory's certificates with different trust bundles, are refused.
     type: list
     elements: dict
     required: true
