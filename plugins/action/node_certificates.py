@@ -15,6 +15,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.securebydefault.pki.plugins.action.node_certificate import plan, sign, signed_certificate
+from ansible_collections.securebydefault.pki.plugins.module_utils._ops.node_files import check_apart, in_certificate
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import (
     NODE_CERTIFICATE_RULES, NODE_CERTIFICATE_SPEC, NODE_CERTIFICATES_RULES, NODE_CERTIFICATES_SPEC, node_file_names)
 from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
@@ -49,46 +50,12 @@ def answers_of(node_result, count):
     return answers
 
 
-def at(index, function, *args):
-    """``function(*args)`` for certificates[index]: an error names that certificate's option."""
-    try:
-        return function(*args)
-    except PKIError as exc:
-        if exc.field.startswith("certificates["):
-            raise
-        raise PKIError("certificates[%d].%s" % (index, exc.field), exc.problem, exc.fix) from None
-
-
-def own_files(item):
-    """The files of one certificate no other may share: key, pending key, certificate, chain, record, keystore."""
-    names = node_file_names(item["name"])
-    own = [names["key"], names["key"] + ".pending", names["cert"], names["chain"], item["name"] + ".issued.json"]
-    if item["pkcs12_keystore"]:
-        own.append(names["keystore"])
-    directory = os.path.normpath(item["path"])
-    return [os.path.join(directory, name) for name in own]
-
-
 def check_directories(items, plans):
-    """No file of one certificate is another's; one trust bundle per directory: ca-bundle.crt (and
-    truststore.p12) hold one, so two certificates of one directory whose bundles differ would rewrite each other's
-    on every run. Paths as written (the node checks them again as it resolves them, links included)."""
-    owner, bundles = {}, {}
-    for index, (item, planned) in enumerate(zip(items, plans)):
-        for path in own_files(item):
-            if path in owner or os.path.basename(path) in ("ca-bundle.crt", "truststore.p12"):
-                other = "certificates[%d]" % owner[path] if path in owner else "the directory's trust bundle"
-                raise PKIError("certificates[%d].name" % index, "its file %s is also a file of %s" % (path, other),
-                               "give each certificate its own name (not one ending in -fullchain of another, nor "
-                               "ca-bundle or truststore) or its own path")
-            owner[path] = index
-        directory = os.path.normpath(item["path"])
-        first = bundles.setdefault(directory, (index, planned[2]["bundle"]))
-        if first[1] != planned[2]["bundle"]:
-            raise PKIError("certificates[%d].path" % index,
-                           "%s is also the directory of certificates[%d], whose CA's trust bundle differs (its "
-                           "ca-bundle.crt holds one bundle)" % (item["path"], first[0]),
-                           "give certificates of different CAs (or trust_also) their own directories")
+    """No file of one certificate is another's; one trust bundle per directory (ca-bundle.crt and truststore.p12
+    hold one, so two certificates of one directory whose bundles differ would rewrite each other's on every run).
+    Paths as written; the node checks them again as it resolves them, links included."""
+    check_apart([(item["path"], item["name"], item["pkcs12_keystore"], planned[2]["bundle"])
+                 for item, planned in zip(items, plans)], os.path.normpath, "the controller")
 
 
 def check_identities(items, plans):
@@ -107,8 +74,8 @@ def check_identities(items, plans):
         if issuer not in chains:
             chains[issuer] = load_certificates(issuer, "issuer")
         where = "certificates[%d].names" % index
-        at(index, check_identity, build_identity(approved, where, item["allow_wildcard"]), chains[issuer],
-           item["allow_wildcard"], where, parse_subject(item["subject"], "subject"), item["usages"])
+        in_certificate(index, check_identity, build_identity(approved, where, item["allow_wildcard"]), chains[issuer],
+                       item["allow_wildcard"], where, parse_subject(item["subject"], "subject"), item["usages"])
 
 
 class ActionModule(ActionBase):
@@ -127,11 +94,12 @@ class ActionModule(ActionBase):
         params = validation.validated_parameters
         check_mode = self._task.check_mode
         try:
-            items = [at(index, item_params, params, index, item) for index, item in enumerate(params["certificates"])]
+            items = [in_certificate(index, item_params, params, index, item)
+                     for index, item in enumerate(params["certificates"])]
             # check mode of a first run: a CA's own task only reported that it would create it
             absent = {index for index, item in enumerate(items) if check_mode and not os.path.lexists(item["ca_path"])}
             cache = {}
-            plans = [None if index in absent else at(index, plan, item, task_vars, check_mode, cache)
+            plans = [None if index in absent else in_certificate(index, plan, item, task_vars, check_mode, cache)
                      for index, item in enumerate(items)]
             present = [index for index in range(len(items)) if index not in absent]
             check_directories([items[i] for i in present], [plans[i] for i in present])

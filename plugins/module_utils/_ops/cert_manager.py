@@ -258,13 +258,6 @@ def item_params(ctx, where: str, item) -> Dict:
     return dict(validated.validated_parameters)
 
 
-def _renamed(exc: PKIError, where: str) -> PKIError:
-    """The same error, naming the item: certificates[3].dns_names."""
-    renamed = PKIError("%s.%s" % (where, exc.field), exc.problem, exc.fix)
-    renamed.result = getattr(exc, "result", None)
-    return renamed
-
-
 def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
     """Many Certificates in one run: all checked before any write, applied, then waited for together (asking every
     ``interval`` seconds)."""
@@ -303,7 +296,7 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
                 }
             plans.append(_plan(ctx, dict(item, wait_timeout=params["wait_timeout"]), issuers, listings[namespace]))
         except PKIError as exc:
-            raise _renamed(exc, "certificates[%d]" % index) from None
+            raise exc.within("certificates[%d]" % index) from None
     # the keystore password Secrets first, each once (Certificates may share one), then the Certificates side by side
     passwords: Dict[str, List[Tuple[str, str]]] = {}
     for plan in plans:
@@ -327,7 +320,7 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
     if failures:  # the others are written: say which, and that something changed
         index, exc = failures[0]
         done = [o[0] for o in outcomes if not isinstance(o, PKIError)]
-        failed = _renamed(exc, "certificates[%d]" % index)
+        failed = exc.within("certificates[%d]" % index)
         failed.result = dict(
             changed=any(r["changed"] for r in done),
             certificates=done,

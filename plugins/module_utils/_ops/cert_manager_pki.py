@@ -165,7 +165,7 @@ def _named_as_option(exc: PKIError, where: str) -> PKIError:
     """An error of an object this module made, naming the option it came from (ca_valid_for, not valid_for)."""
     made_from = MADE_FROM.get(where)
     if made_from is None:
-        return cm_ops._renamed(exc, where)  # pylint: disable=protected-access
+        return exc.within(where)
     field = exc.field or ""
     option = made_from.get(field) or made_from.get(field.split(".", 1)[0].split("[", 1)[0], where)
     renamed = PKIError(option, exc.problem, exc.fix)

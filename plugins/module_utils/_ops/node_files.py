@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import require_cryptography
 from ansible_collections.securebydefault.pki.plugins.module_utils.argspec import node_file_names
@@ -196,45 +196,53 @@ def _item_params(ctx, index: int, item) -> Dict[str, Any]:
     return params
 
 
-def _own_files(params) -> List[str]:
-    """The files of one certificate that no other certificate may share (real paths, as this node sees them)."""
-    paths = paths_of(params)
-    own = [paths["key"], paths["key"] + ".pending", paths["cert"], paths["chain"], record.record_path(paths["cert"])]
-    if params["pkcs12_keystore"]:
-        own.append(paths["keystore"])
-    return [os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p)) for p in own]
+def check_apart(certificates, resolve: Callable[[str], str], seen_by: str) -> None:
+    """No file of one certificate is a file of another (a name like ``a-fullchain`` beside ``a``, or ``ca-bundle``),
+    and the certificates of one directory bring one trust (bundle, truststore), which they share.
 
-
-def _check_apart(items) -> None:
-    """No file of one certificate is a file of another (a name like ``a-fullchain`` beside ``a``, or
-    ``ca-bundle``); the certificates of one directory (as this node resolves it, links included) bring one trust
-    bundle and truststore, which they share."""
+    ``certificates``: (path, name, with a keystore, trust) each; ``resolve`` turns a directory into the one it is
+    (the controller normalises the path as written, the node resolves links); ``seen_by`` says which did.
+    """
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 
     owner: Dict[str, int] = {}
-    shared: Dict[str, tuple] = {}
-    for index, item in enumerate(items):
-        params = item.params
-        directory = os.path.realpath(params["path"])
-        for path in _own_files(params):
-            if path in owner or os.path.basename(path) in ("ca-bundle.crt", "truststore.p12"):
-                other = "certificates[%d]" % owner[path] if path in owner else "the directory's trust bundle"
+    trusts: Dict[str, tuple] = {}
+    for index, (path, name, keystore, trust) in enumerate(certificates):
+        directory = resolve(path)
+        names = node_file_names(name)
+        record_file = os.path.basename(record.record_path(names["cert"]))
+        own = [names["key"], names["key"] + ".pending", names["cert"], names["chain"], record_file]
+        for fname in own + ([names["keystore"]] if keystore else []):
+            file_path = os.path.join(directory, fname)
+            if file_path in owner or fname in (names["bundle"], names["truststore"]):
+                other = "certificates[%d]" % owner[file_path] if file_path in owner else "the directory's trust bundle"
                 raise PKIError(
                     "certificates[%d].name" % index,
-                    "its file %s is also a file of %s" % (path, other),
+                    "its file %s is also a file of %s" % (file_path, other),
                     "give each certificate its own name (not one ending in -fullchain of another, nor ca-bundle or "
                     "truststore) or its own path",
                 )
-            owner[path] = index
-        trust = (params["bundle"], params["truststore"])
-        first = shared.setdefault(directory, (index, trust))
+            owner[file_path] = index
+        first = trusts.setdefault(directory, (index, trust))
         if first[1] != trust:
             raise PKIError(
                 "certificates[%d].path" % index,
-                "%s is (as this node resolves it) the directory %s of certificates[%d], whose trust bundle differs"
-                % (params["path"], directory, first[0]),
-                "give certificates of different CAs their own directories, and no link between them",
+                "%s is (as %s resolves it) the directory %s of certificates[%d], whose trust bundle differs (its "
+                "ca-bundle.crt holds one bundle)" % (path, seen_by, directory, first[0]),
+                "give certificates of different CAs (or trust_also) their own directories, and no link between them",
             )
+
+
+def in_certificate(index: int, function, *args):
+    """``function(*args)`` for certificates[index]: an error names that certificate (unless it already names one)."""
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
+
+    try:
+        return function(*args)
+    except PKIError as exc:
+        if exc.field.startswith("certificates["):
+            raise
+        raise exc.within("certificates[%d]" % index) from None
 
 
 def _check_before_writing(node, item) -> None:
@@ -257,19 +265,31 @@ def node_files_many(ctx) -> Dict[str, Any]:
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
 
     items = [_Item(ctx, _item_params(ctx, index, item)) for index, item in enumerate(ctx.params["certificates"])]
-    _check_apart(items)
+    check_apart(
+        [
+            (
+                i.params["path"],
+                i.params["name"],
+                i.params["pkcs12_keystore"],
+                (i.params["bundle"], i.params["truststore"]),
+            )
+            for i in items
+        ],
+        os.path.realpath,
+        "this node",
+    )
     stage = ctx.params["stage"]
     quick: List[Optional[Dict[str, Any]]] = [None] * len(items)
     if stage == "prepare":  # read-only checks of every certificate first; nothing due needs no cryptography
         for index, item in enumerate(items):
-            quick[index] = _at(index, _quick_of, item)
+            quick[index] = in_certificate(index, _quick_of, item)
         due = [index for index, answer in enumerate(quick) if answer is None]
         if due:
             require_cryptography(ctx.module)
             from ansible_collections.securebydefault.pki.plugins.module_utils.pki import node
 
             for index in due:
-                _at(index, _check_before_writing, node, items[index])
+                in_certificate(index, _check_before_writing, node, items[index])
     results: List[Dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
@@ -277,7 +297,7 @@ def node_files_many(ctx) -> Dict[str, Any]:
         except Exception as exc:  # pylint: disable=broad-except  # an OSError too: take back the pending keys
             cleaned = _abort(ctx, items[:index] if stage == "prepare" else items[index:], results)
             if isinstance(exc, PKIError):
-                failure = PKIError("certificates[%d].%s" % (index, exc.field), exc.problem, exc.fix)
+                failure = exc.within("certificates[%d]" % index)
             else:
                 failure = PKIError(
                     "certificates[%d]" % index,
@@ -293,16 +313,6 @@ def _quick_of(item) -> Optional[Dict[str, Any]]:
     names, discovered = requested_names(item.params["names"], item.params["discover"])
     parse_subject(item.params["subject"], "subject")
     return quick_result(item.params, names, discovered)
-
-
-def _at(index: int, function, *args):
-    """``function(*args)`` for certificates[index]: an error names that certificate."""
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.errors import PKIError
-
-    try:
-        return function(*args)
-    except PKIError as exc:
-        raise PKIError("certificates[%d].%s" % (index, exc.field), exc.problem, exc.fix) from None
 
 
 def _abort(ctx, items, results) -> List[str]:

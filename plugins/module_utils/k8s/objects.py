@@ -63,8 +63,8 @@ def ensure(kube, path: str, body: Dict, params: Dict, dry_run: bool, field: str 
     manager = params.get("field_manager") or DEFAULT_FIELD_MANAGER
     if skip_unchanged and before is not None and comparable(before) == comparable(body) and applied_by(before, manager):
         return Applied(before, before, False)
-    after = kube.apply(path, body, params.get("field_manager") or DEFAULT_FIELD_MANAGER, dry_run,
-                       bool(params.get("force_conflicts")) if force is None else force, field=field)
+    after = kube.apply(path, body, manager, dry_run, bool(params.get("force_conflicts")) if force is None else force,
+                       field=field)
     return Applied(before, after, before is None or comparable(before) != comparable(after))
 
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 class PKIError(Exception):
     """Bad input or state, detected before anything was written."""
 
+    # what the use case knew when it failed, returned with the failure (modules' run wrapper)
+    result = None
+
     def __init__(self, field: str, problem: str, fix: str = "") -> None:
         self.field = field
         self.problem = problem
@@ -20,3 +23,10 @@ class PKIError(Exception):
         if fix:
             message += ". Fix: %s" % fix
         super().__init__(message)
+
+    def within(self, where: str) -> "PKIError":
+        """The same error naming the item it is about (``certificates[3]`` + ``dns_names``), with what the use
+        case knew when it failed (``result``)."""
+        renamed = PKIError("%s.%s" % (where, self.field), self.problem, self.fix)
+        renamed.result = self.result
+        return renamed
