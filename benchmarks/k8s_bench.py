@@ -10,9 +10,14 @@ checks that every Certificate is Ready and every Secret verifies against the nam
 openssl. The floor, measured in the same run: one Python process with the kubernetes client that
 server-side-applies the same objects (read back from the role's namespace, moved to a fresh one),
 waits for the CA and its Issuer, watches until all N Certificates are Ready, then applies them all
-again. Writes the table between the k8s-benchmark markers of docs/performance.md.
+again. With --settle S each rerun (ours and the floor's) starts S seconds after its first run, on a quiet
+cluster. Writes the table between the k8s-benchmark markers of docs/performance.md.
 
-    python benchmarks/k8s_bench.py [N ...]     (default: 100)
+    python benchmarks/k8s_bench.py [--repeat R] [--settle S] [N ...]     (default: 100, once, no pause)
+
+With --repeat, each N is measured R times (a fresh namespace each time, the floor right after each) and the
+table gives the median of each column, the ratios of those medians and the range of the runs' own ratios:
+cert-manager's issuing varies from run to run on a small machine.
 """
 from __future__ import annotations
 
@@ -81,6 +86,10 @@ def verify_all(plane, namespace, services):
 
 
 CM = ("cert-manager.io", "v1")
+# Seconds between a first run and its rerun, ours and the floor's alike (--settle; 0 unless given): cert-manager
+# goes on for a few seconds after the last Certificate is Ready and competes for the two cores, which slows the
+# floor's rerun (all requests) more than ours (mostly ansible-playbook's own Python).
+SETTLE = 0.0
 
 
 def api_of(plane):
@@ -158,6 +167,7 @@ def floor(plane, made, namespace, selfsigned, count):
         apply(obj)
     wait_ready("certificates", [c["metadata"]["name"] for c in leaves])
     first = time.monotonic() - started
+    time.sleep(SETTLE)
     started = time.monotonic()
     answers = [apply(obj) for obj in cluster_issuers + cas + issuers + leaves]
     rerun = time.monotonic() - started
@@ -171,6 +181,7 @@ def measure(plane, count):
     first, first_sum = run_playbook(plane, services, namespace)
     assert first_sum["certificates"] == count and first_sum["ready"] == count, first_sum
     verify_all(plane, namespace, services)
+    time.sleep(SETTLE)
     rerun, rerun_sum = run_playbook(plane, services, namespace)
     assert rerun_sum["changed"] == 0, rerun_sum
     made = objects_of(plane, namespace, namespace + "-selfsigned")
@@ -180,16 +191,41 @@ def measure(plane, count):
             "rerun_calls": rerun_sum["api_calls"], "floor_first": floor_first, "floor_rerun": floor_rerun}
 
 
+def median_row(runs):
+    """One row from repeated runs: the median of each column, and each ratio's range over the runs."""
+    import statistics  # pylint: disable=import-outside-toplevel
+
+    row = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    row["runs"] = len(runs)
+    for ratio, (ours, floor_key) in (("first_ratios", ("first", "floor_first")),
+                                     ("rerun_ratios", ("rerun", "floor_rerun"))):
+        row[ratio] = sorted(run[ours] / run[floor_key] for run in runs)
+    return row
+
+
 def table(rows):
     lines = ["| certificates | first run | floor | first / floor | API requests per certificate "
              "| rerun (changed=0) | floor | rerun / floor | API requests per certificate |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def spread(row, key):
+        ratios = row.get(key) or []
+        return " (runs %.2f-%.2f)" % (ratios[0], ratios[-1]) if len(ratios) > 1 else ""
+
     for row in rows:
         n = row["count"]
-        lines.append("| %d | %.1f s | %.1f s | %.2f× | %.2f | %.1f s | %.1f s | %.2f× | %.2f |" % (
-            n, row["first"], row["floor_first"], row["first"] / row["floor_first"], row["first_calls"] / n,
-            row["rerun"], row["floor_rerun"], row["rerun"] / row["floor_rerun"], row["rerun_calls"] / n))
+        lines.append("| %d | %.1f s | %.1f s | %.2f×%s | %.2f | %.1f s | %.1f s | %.2f×%s | %.2f |" % (
+            n, row["first"], row["floor_first"], row["first"] / row["floor_first"], spread(row, "first_ratios"),
+            row["first_calls"] / n, row["rerun"], row["floor_rerun"], row["rerun"] / row["floor_rerun"],
+            spread(row, "rerun_ratios"), row["rerun_calls"] / n))
     lines.append("")
+    if any(row.get("runs", 1) > 1 for row in rows):
+        lines.append("Each row: the median of %d runs (each in a fresh namespace, its floor right after it); the "
+                     "ratios are those of the medians, with the range of the runs' own ratios." % rows[0]["runs"])
+        lines.append("")
+    if SETTLE:
+        lines.append("Each rerun (ours and the floor's) started %g s after its first run." % SETTLE)
+        lines.append("")
     lines.append("Measured %s on %s (%d cores), kube-apiserver %s, etcd %s, cert-manager %s; every Secret "
                  "verified against its namespace CA with openssl after the first run." % (
                      time.strftime("%Y-%m-%d"), platform.machine(), os.cpu_count(),
@@ -198,6 +234,14 @@ def table(rows):
 
 
 def main(argv):
+    global SETTLE  # pylint: disable=global-statement
+    repeat = 1
+    while argv[:1] in (["--repeat"], ["--settle"]):
+        if argv[0] == "--repeat":
+            repeat = int(argv[1])
+        else:
+            SETTLE = float(argv[1])
+        argv = argv[2:]
     counts = [int(a) for a in argv] or [100]
     shared = os.environ.get("SBD_PKI_K8S_STATE")
     own = not (shared and (Path(shared) / "state.json").exists())
@@ -208,9 +252,11 @@ def main(argv):
     try:
         rows = []
         for count in counts:
-            row = measure(plane, count)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            runs = []
+            for _run in range(repeat):
+                runs.append(measure(plane, count))
+                print(json.dumps(runs[-1]), flush=True)
+            rows.append(median_row(runs) if repeat > 1 else runs[0])
     finally:
         if own:
             plane.stop()

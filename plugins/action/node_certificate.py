@@ -54,19 +54,29 @@ def public_of(ca):
 
 
 def chain_instead(issuer_pem: str, chain_pem: str) -> str:
-    """``chain_pem`` (issuer_chain) in place of the CA's chain, once its first certificate is the signing CA's name and
-    key (the cross-signed certificate of a CA rotation); the node then presents it after the leaf."""
+    """``chain_pem`` (issuer_chain) in place of the CA's chain, once it is a chain: its first certificate the signing
+    CA's name and key (the cross-signed certificate of a CA rotation), each one after it a CA that issued the one
+    before. The node then presents it after the leaf."""
     # pylint: disable=import-outside-toplevel
-    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import load_certificates
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.authority import verify_signed_by
+    from ansible_collections.securebydefault.pki.plugins.module_utils.pki.bundle import (
+        is_ca_certificate,
+        load_certificates,
+    )
     from ansible_collections.securebydefault.pki.plugins.module_utils.pki.keys import public_key_der
 
+    fix = "give the cross-signed certificate ca_rotation returned (issuer_chain), or nothing"
     signing = load_certificates(issuer_pem, "issuer")[0]
     chain = load_certificates(chain_pem, "issuer_chain")
     if not chain or chain[0].subject != signing.subject or \
             public_key_der(chain[0].public_key()) != public_key_der(signing.public_key()):
         raise PKIError("issuer_chain", "its first certificate is not of the signing CA (%s) and its key"
-                       % signing.subject.rfc4514_string(),
-                       "give the cross-signed certificate ca_rotation returned (issuer_chain), or nothing")
+                       % signing.subject.rfc4514_string(), fix)
+    for index, (cert, issuer) in enumerate(zip(chain, chain[1:]), start=2):
+        if not is_ca_certificate(issuer) or not verify_signed_by(cert, issuer):
+            raise PKIError("issuer_chain", "certificate #%d (%s) is not a CA that issued certificate #%d: peers "
+                           "could not build a path through it" % (index, issuer.subject.rfc4514_string(), index - 1),
+                           fix)
     return chain_pem if chain_pem.endswith("\n") else chain_pem + "\n"
 
 

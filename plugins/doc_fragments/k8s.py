@@ -18,7 +18,10 @@ options:
     type: bool
     default: false
 requirements:
-  - kubernetes (the Python client) >= 24
+  - PyYAML, for a kubeconfig written in YAML (ansible-core brings it).
+  - kubernetes (the Python client) >= 24, only for a kubeconfig whose user runs a credential plugin (C(exec)), an
+    C(auth-provider) or a username and password, or whose cluster has a C(proxy-url). Client certificates and
+    tokens (inline or in files) and the in-cluster service account need nothing but Python.
 attributes:
   check_mode:
     support: full
@@ -36,6 +39,10 @@ options:
       - Path of the kubeconfig file.
       - Unset means E(K8S_AUTH_KUBECONFIG), then E(KUBECONFIG), then C(~/.kube/config), then the in-cluster
         service account.
+      - The API server is authenticated against the context's C(certificate-authority) only (the system's trusted
+        CAs only when the context names none), its name (or C(tls-server-name)) checked, TLS 1.2 at least.
+        C(insecure-skip-tls-verify) is honoured with a warning. Plain C(http://) is refused but to this host
+        (C(kubectl proxy)) and without credentials; a user that impersonates (C(as)) is refused.
     type: path
     aliases: [kubeconfig_path]
   context:

@@ -24,8 +24,8 @@ options:
       - PEM certificates the leaf presents after itself (in the full chain and the keystore) instead of its CA's own
         chain - the cross-signed certificate of a CA rotation with
         O(securebydefault.pki.ca_rotation#module:cross_sign) (role C(ca_rotation) sets it while C(switched)).
-      - The first one must certify the signing CA's own name and key; anything else is refused before the node is
-        touched. Empty - the CA's own chain.
+      - The first one must certify the signing CA's own name and key, and each one after it must be a CA that
+        issued the one before; anything else is refused before the node is touched. Empty - the CA's own chain.
     type: str
   identity_from:
     description:

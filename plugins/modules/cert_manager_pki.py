@@ -18,13 +18,19 @@ description:
   - Each object gets the checks, secure defaults and diff of its own module
     (M(securebydefault.pki.k8s_namespace), M(securebydefault.pki.cert_manager_issuer),
     M(securebydefault.pki.cert_manager_certificates)). Everything that can be checked without the API (options,
-    names, durations, constraints) is checked before the first write, and every namespace's Issuer is read first -
-    an Issuer that M(securebydefault.pki.cert_manager_ca_rotation) switched to a new CA is never switched back
-    (set O(ca_certificate) to the new CA Certificate).
-  - Objects of one kind are applied together and waited for together (one list request per namespace and round)
-    - ClusterIssuer, CA Certificates, CA Issuers, service Certificates - within one O(wait_timeout). One module run
-    instead of one per object and kind is what keeps a rerun near the cost of the API requests themselves
-    (docs/performance.md).
+    names, durations, constraints) is checked before the first write, and every namespace's Issuers and
+    Certificates are read first - an Issuer that M(securebydefault.pki.cert_manager_ca_rotation) switched to a new
+    CA is never switched back (set O(ca_certificate) to the new CA Certificate).
+  - Everything is applied in the order it is needed - ClusterIssuer, CA Certificates, CA Issuers, service
+    Certificates (those of one kind side by side). In a namespace set up from nothing (no CA Certificate, Issuer
+    or CA Secret yet) nothing is waited for in between; cert-manager takes each object up as soon as what it
+    names is Ready, so the CA and the services' keys are made at the same time. Where any of them exists, the CA
+    Certificate is issued and the Issuer Ready before a service Certificate is applied, so none is signed by a
+    key the CA is replacing. Each kind is waited for in that order (one list request per namespace and round,
+    watched), within one O(wait_timeout); a failure names the first object that is not Ready, and returns what
+    was applied.
+  - One module run instead of one per object and kind is what keeps a rerun near the cost of the API requests
+    themselves (docs/performance.md).
 author: securebydefault.pki contributors (@securebydefault)
 extends_documentation_fragment:
   - securebydefault.pki.k8s

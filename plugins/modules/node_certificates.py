@@ -73,7 +73,7 @@ options:
         type: list
         elements: path
       issuer_chain:
-        description: As O(issuer_chain), for this certificate; its first certificate must be this certificate's CA.
+        description: As O(issuer_chain), for this certificate - a chain from this certificate's CA.
         type: str
       dns_names:
         description: As O(dns_names), for this certificate (an empty list is its own choice, not the task's).

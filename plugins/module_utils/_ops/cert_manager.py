@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -261,12 +262,32 @@ def item_params(ctx, where: str, item) -> Dict:
 def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
     """Many Certificates in one run: all checked before any write, applied, then waited for together (asking every
     ``interval`` seconds)."""
-    params, kube = ctx.params, ctx.kube
+    params = ctx.params
     connection = {k: v for k, v in params.items() if k not in ("certificates", "wait", "wait_timeout")}
     items = [
         dict(connection, **item_params(ctx, "certificates[%d]" % i, item))
         for i, item in enumerate(params["certificates"])
     ]
+    batch = plan_batch(ctx, items, params["wait_timeout"])
+    apply_batch(ctx, batch)
+    return finish_batch(ctx, batch, params["wait"], params["wait_timeout"], interval)
+
+
+@dataclass
+class Batch:
+    """Certificates of one run (each item checked by ``item_params``): read and planned, then applied."""
+
+    items: List[Dict]
+    plans: List[Optional[_Plan]]
+    wait_timeout: int
+    results: List[Dict] = dataclasses.field(default_factory=list)
+    afters: List[Optional[Dict]] = dataclasses.field(default_factory=list)
+
+
+def plan_batch(ctx, items: List[Dict], wait_timeout: int, issuers: Optional[Dict[str, bool]] = None) -> Batch:
+    """Every check and read of ``items``, nothing written: each namespace's Certificates are read with one list.
+    ``issuers`` may say which issuers exist (or are made by this run before the Certificates are applied)."""
+    kube = ctx.kube
     seen: Dict[Tuple[str, str], int] = {}
     for index, item in enumerate(items):
         key = (item["namespace"], item["name"])
@@ -277,10 +298,10 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
                 "list each Certificate once",
             )
         seen[key] = index
-    issuers: Dict[str, bool] = {}
+    known: Dict[str, bool] = {} if issuers is None else issuers
     listings: Dict[str, Dict[str, Dict]] = {}  # the Certificates of each namespace, read once
     plans: List[Optional[_Plan]] = []
-    for index, item in enumerate(items):  # every check and read first: bad input writes nothing
+    for index, item in enumerate(items):
         try:
             namespace = cm.check_k8s_name(item["namespace"], "namespace")
             cm.check_k8s_name(item["name"], "name")
@@ -294,10 +315,16 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
                 listings[namespace] = {
                     (o.get("metadata") or {}).get("name"): o for o in (listing or {}).get("items") or []
                 }
-            plans.append(_plan(ctx, dict(item, wait_timeout=params["wait_timeout"]), issuers, listings[namespace]))
+            plans.append(_plan(ctx, dict(item, wait_timeout=wait_timeout), known, listings[namespace]))
         except PKIError as exc:
             raise exc.within("certificates[%d]" % index) from None
-    # the keystore password Secrets first, each once (Certificates may share one), then the Certificates side by side
+    return Batch(items, plans, wait_timeout)
+
+
+def apply_batch(ctx, batch: Batch) -> None:
+    """The keystore password Secrets first, each once (Certificates may share one), then the Certificates side by
+    side. If any fails, the others are still written: the error says which were and that something changed."""
+    items, plans = batch.items, batch.plans
     passwords: Dict[str, List[Tuple[str, str]]] = {}
     for plan in plans:
         if plan is not None:
@@ -311,13 +338,13 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
         if plan is None:
             result, after = delete_object(ctx, "certificates", item["namespace"], item["name"]), None
         else:
-            result, after = _apply(ctx, plan, dict(item, wait_timeout=params["wait_timeout"]))
+            result, after = _apply(ctx, plan, dict(item, wait_timeout=batch.wait_timeout))
         result.update(name=item["name"], namespace=item["namespace"])
         return result, after
 
     outcomes = _side_by_side(apply, len(items))
     failures = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, PKIError)]
-    if failures:  # the others are written: say which, and that something changed
+    if failures:
         index, exc = failures[0]
         done = [o[0] for o in outcomes if not isinstance(o, PKIError)]
         failed = exc.within("certificates[%d]" % index)
@@ -327,17 +354,24 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
             not_applied=["%s/%s" % (items[i]["namespace"], items[i]["name"]) for i, _exc in failures],
         )
         raise failed from None
-    results: List[Dict] = [o[0] for o in outcomes]
-    afters: List[Optional[Dict]] = [o[1] for o in outcomes]
+    batch.results = [o[0] for o in outcomes]
+    batch.afters = [o[1] for o in outcomes]
+
+
+def finish_batch(ctx, batch: Batch, wait: bool, timeout: int, interval: float = 0.5) -> Dict:
+    """The applied Certificates waited for together (when ``wait``), and the result; a PKIError naming
+    wait_timeout if some are not Ready in time."""
+    items, plans, results = batch.items, batch.plans, batch.results
+    afters = batch.afters
     waiting = [
         i for i, plan in enumerate(plans) if plan is not None and not ctx.check_mode and not cm.is_issued(afters[i])
     ]
-    if params["wait"] and waiting:
-        afters = _wait_all(kube, items, afters, waiting, params["wait_timeout"], interval)
+    if wait and waiting:
+        afters = _wait_all(ctx.kube, items, afters, waiting, timeout, interval)
     for index, plan in enumerate(plans):
         if plan is not None:
             _finish(results[index], afters[index])
-    late = [i for i in waiting if not cm.is_issued(afters[i])] if params["wait"] else []
+    late = [i for i in waiting if not cm.is_issued(afters[i])] if wait else []
     summary = dict(
         changed=any(r["changed"] for r in results),
         certificates=results,
@@ -355,7 +389,7 @@ def ensure_certificates(ctx, interval: float = 0.5) -> Dict:
             % (
                 len(late),
                 len(waiting),
-                params["wait_timeout"],
+                timeout,
                 "; ".join(
                     "%s/%s %s" % (items[i]["namespace"], items[i]["name"], conditions_text(afters[i]))
                     for i in late[:10]

@@ -7,14 +7,16 @@ issues, or a per-namespace intermediate of the Ansible CA), a CA Issuer per name
 Certificates: each part is the use case of its own module (k8s_namespace, cert_manager_issuer,
 cert_manager_certificates) with options checked against that module's argument spec, on one API connection.
 Everything that can be checked without the API is checked before the first write; the Issuers of all
-namespaces are read (no Issuer switched back from a CA it was rotated to) before the first write too. The
-objects of each kind are applied together and waited for together, as cert_manager_certificates does.
+namespaces (no Issuer switched back from a CA it was rotated to) and every Certificate are read before the first
+write too. Then everything is applied in the order it is needed: without waiting in between in a namespace set
+up from nothing, the CA issued and the Issuer Ready before the service Certificates elsewhere; and waited for in
+that order (what failed first is named).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops import cert_manager as cm_ops
 from ansible_collections.securebydefault.pki.plugins.module_utils._ops.k8s_objects import ensure_namespace
@@ -209,19 +211,40 @@ def _check_offline(ctx, parts: Dict[str, Any]) -> None:
                 raise _named_as_option(exc, entry[0]) from None
 
 
-def _check_not_switched_back(ctx, issuers: List[Tuple[str, Dict[str, Any]]]) -> None:
+def _check_not_switched_back(ctx, issuers: List[Tuple[str, Dict[str, Any]]]) -> Set[str]:
     """No namespace's Issuer is switched back from a CA cert_manager_ca_rotation switched it to (read for every
-    namespace before anything is written)."""
+    namespace before anything is written). Returns the namespaces whose Issuer exists."""
+    existing = set()
     for where, item in issuers:
         path = namespaced_path(cm.API_VERSION, "issuers", item["namespace"], item["name"])
+        before = ctx.kube.get(path)
+        if before is not None:
+            existing.add(item["namespace"])
         try:
-            cm_ops._check_rotated(  # pylint: disable=protected-access
-                ctx.kube.get(path), cm.issuer_spec(item), "Issuer", item["name"]
-            )
+            cm_ops._check_rotated(before, cm.issuer_spec(item), "Issuer", item["name"])  # pylint: disable=protected-access
         except PKIError as exc:
             raise PKIError(
                 "ca_certificate" if ctx.params["ca_source"] == "cert_manager" else where, exc.problem, exc.fix
             ) from None
+    return existing
+
+
+def _fresh(ctx, parts: Dict[str, Any], ca_batch, issuers_existing: Set[str]) -> Set[str]:
+    """The namespaces this run sets up from nothing: no Issuer, no CA Certificate, no CA Secret. Only there is
+    everything applied before anything is waited for (no CA key exists that could sign a service Certificate
+    early); where any of them exists, a change is applied in order: the CA issued, then the Issuer Ready, then
+    the service Certificates."""
+    with_ca = set()
+    if ca_batch is not None:
+        with_ca = {plan.namespace for plan in ca_batch.plans if plan is not None and plan.before is not None}
+    fresh = set()
+    for _where, item in parts["issuers"]:
+        namespace = item["namespace"]
+        if namespace in issuers_existing or namespace in with_ca:
+            continue
+        if ctx.kube.get(namespaced_path("v1", "secrets", namespace, item["ca_secret_name"])) is None:
+            fresh.add(namespace)
+    return fresh
 
 
 def _wait_ready(ctx, plural: str, items: List[Dict[str, Any]], deadline: float) -> List[Dict[str, Any]]:
@@ -315,7 +338,7 @@ def ensure_pki(ctx) -> Dict[str, Any]:
         else:
             load_ca_in(ctx.store, params["ca_passphrase"], "ca_passphrase")
     ctx.kube.require_api(cm.API_VERSION, "issuers", "cert-manager")
-    _check_not_switched_back(ctx, parts["issuers"])
+    issuers_existing = _check_not_switched_back(ctx, parts["issuers"])
 
     deadline = time.monotonic() + params["wait_timeout"]
     result: Dict[str, Any] = dict(changed=False, diff=[], namespaces=[], ca_certificates=[], issuers=[])
@@ -328,52 +351,162 @@ def ensure_pki(ctx) -> Dict[str, Any]:
             result["diff"].append(dict(one, before_header=one.get("before_header") or header))
         return part_result
 
+    # Every Certificate read and planned before the first write. The issuers this run applies count as there: they
+    # are applied before the Certificates that name them.
+    made = {
+        cm_ops.issuer_path(dict(kind="Issuer", name=item["name"]), item["namespace"]): True
+        for _where, item in parts["issuers"]
+    }
+    if parts["cluster_issuer"] is not None:
+        made[cm_ops.issuer_path(dict(kind="ClusterIssuer", name=parts["cluster_issuer"][1]["name"]), "")] = True
+    cas = _batch(ctx, connection, parts["ca_certificates"], made, deadline) if parts["ca_certificates"] else None
+    services = _batch(ctx, connection, parts["certificates"], made, deadline) if parts["certificates"] else None
+    fresh = _fresh(ctx, parts, cas, issuers_existing)
+    (now_services, now_items), (later_services, later_items) = _split(services, parts["certificates"], fresh)
+    issuers_now = [(i, item) for i, (_w, item) in enumerate(parts["issuers"]) if item["namespace"] in fresh]
+    issuers_later = [(i, item) for i, (_w, item) in enumerate(parts["issuers"]) if item["namespace"] not in fresh]
+    issued: Dict[int, Dict[str, Any]] = {}
+
+    def apply_issuers(chosen) -> None:
+        for index, item in chosen:
+            issued[index] = took(cm_ops.ensure_issuer(Part(ctx, dict(connection, **item))))
+
+    def applied_so_far() -> Dict[str, Any]:
+        """What a failure after the first write returns: what was applied, and that something changed."""
+        done = [r for batch in (cas, now_services, later_services) if batch is not None for r in batch.results]
+        return dict(
+            result,
+            changed=result["changed"] or any(r.get("changed") for r in done),
+            issuers=[issued[i] for i in sorted(issued)],
+            applied_certificates=["%s/%s" % (r["namespace"], r["name"]) for r in done],
+        )
+
     if params["create_namespaces"]:
         for namespace in namespaces:
             done = ensure_namespace(Part(ctx, dict(connection, name=namespace, labels=None)))
             result["namespaces"].append(took(done, "Namespace %s" % namespace))
-    if parts["cluster_issuer"] is not None:
-        item = dict(parts["cluster_issuer"][1], wait=False)
-        result["cluster_issuer"] = took(cm_ops.ensure_issuer(Part(ctx, dict(connection, **item))))
-        if not ctx.check_mode:
-            obj = _wait_ready(ctx, "clusterissuers", [item], deadline)[0]
+    try:
+        # In the order things are needed. A namespace set up from nothing gets everything at once (cert-manager
+        # takes each object up as soon as what it names is Ready, so the CA and the services' keys are made side
+        # by side); elsewhere the CA is issued and the Issuer Ready before a service Certificate is applied, so
+        # none is signed by the key a changing CA is replacing.
+        if parts["cluster_issuer"] is not None:
+            item = dict(parts["cluster_issuer"][1], wait=False)
+            result["cluster_issuer"] = took(cm_ops.ensure_issuer(Part(ctx, dict(connection, **item))))
+        if cas is not None:
+            _apply(ctx, connection, cas, parts["ca_certificates"], took, "ca_certificates")
+        apply_issuers(issuers_now)
+        if now_services is not None:
+            _apply(ctx, connection, now_services, now_items, took, "certificates")
+        # then waited for in that order: what failed first is named (a CA not issued, an Issuer not Ready)
+        if parts["cluster_issuer"] is not None and not ctx.check_mode:
+            obj = _wait_ready(ctx, "clusterissuers", [parts["cluster_issuer"][1]], deadline)[0]
             result["cluster_issuer"].update(issuer=without_managed_fields(obj), ready=True)
-    if parts["ca_certificates"]:
-        cas = _many_certificates(ctx, connection, parts["ca_certificates"], deadline)
-        result["ca_certificates"] = took(cas)["certificates"]
-    for _where, item in parts["issuers"]:
-        result["issuers"].append(took(cm_ops.ensure_issuer(Part(ctx, dict(connection, **item)))))
-    if not ctx.check_mode:
-        ready = _wait_ready(ctx, "issuers", [item for _where, item in parts["issuers"]], deadline)
-        for entry, obj in zip(result["issuers"], ready):
-            entry.update(issuer=without_managed_fields(obj), ready=True)
-    services = _many_certificates(ctx, connection, parts["certificates"], deadline)
-    took(services)
-    result.update(certificates=services["certificates"], ready=services["ready"])
+        if cas is not None:
+            issued_cas = _finish(ctx, connection, cas, parts["ca_certificates"], deadline, "ca_certificates")
+            result["ca_certificates"] = issued_cas["certificates"]
+        apply_issuers(issuers_later)
+        result["issuers"] = [issued[i] for i in sorted(issued)]
+        if not ctx.check_mode:
+            ready = _wait_ready(ctx, "issuers", [item for _where, item in parts["issuers"]], deadline)
+            for entry, obj in zip(result["issuers"], ready):
+                entry.update(issuer=without_managed_fields(obj), ready=True)
+        if later_services is not None:
+            _apply(ctx, connection, later_services, later_items, took, "certificates")
+        summary = dict(certificates=[], ready=True)
+        if services is not None:
+            _join(services, now_services, later_services)
+            summary = _finish(ctx, connection, services, parts["certificates"], deadline, "certificates")
+    except PKIError as exc:  # what was applied before the failure, and what the failing part knew
+        known = exc.result or {}
+        exc.result = dict(applied_so_far(), **known)
+        exc.result["changed"] = bool(applied_so_far()["changed"] or known.get("changed"))
+        raise
+    result.update(certificates=summary["certificates"], ready=summary["ready"])
     return result
 
 
-def _many_certificates(ctx, connection, items: List[Tuple[str, Dict]], deadline: float) -> Dict[str, Any]:
-    """cert_manager_certificates' use case for these (already checked) Certificates, within the run's deadline."""
-    params = dict(
-        connection,
-        certificates=[item for _where, item in items],
-        wait=True,
-        wait_timeout=max(int(deadline - time.monotonic()), 1),
-    )
-    part = Part(ctx, params)
+def _split(
+    batch: Optional[cm_ops.Batch], items: List[Tuple[str, Dict]], fresh: Set[str]
+) -> List[Tuple[Optional[cm_ops.Batch], List[Tuple[str, Dict]]]]:
+    """``batch`` as two: the Certificates in the namespaces set up from nothing, and the others; each with its
+    entries of ``items`` (how errors name them). A part without Certificates is None."""
+    picked: Tuple[List, List] = ([], [])
+    if batch is not None:
+        for item, plan, entry in zip(batch.items, batch.plans, items):
+            picked[0 if item["namespace"] in fresh else 1].append((item, plan, entry))
+    return [
+        (cm_ops.Batch([i for i, _p, _e in part], [p for _i, p, _e in part], batch.wait_timeout), [e for *_x, e in part])
+        if part and batch is not None
+        else (None, [])
+        for part in picked
+    ]
+
+
+def _join(batch: cm_ops.Batch, *parts: Optional[cm_ops.Batch]) -> None:
+    """``batch``'s results and objects, in its own order, from the parts it was split into and applied as."""
+    by_item = {}
+    for part in parts:
+        if part is not None:
+            for item, result, after in zip(part.items, part.results, part.afters):
+                by_item[id(item)] = (result, after)
+    batch.results = [by_item[id(item)][0] for item in batch.items]
+    batch.afters = [by_item[id(item)][1] for item in batch.items]
+
+
+def _batch(ctx, connection, items: List[Tuple[str, Dict]], made: Dict[str, bool], deadline: float) -> cm_ops.Batch:
+    """cert_manager_certificates' plan of these (already checked) Certificates; errors name this module's options."""
     try:
-        return cm_ops.ensure_certificates(part, interval=WAIT_INTERVAL)
+        return cm_ops.plan_batch(
+            Part(ctx, connection),
+            [dict(connection, **item) for _where, item in items],
+            max(int(deadline - time.monotonic()), 1),  # what is left of the run's deadline (renew waits)
+            dict(made),
+        )
     except PKIError as exc:
         raise _where_of(exc, items) from None
 
 
-def _where_of(exc: PKIError, items: List[Tuple[str, Dict]]) -> PKIError:
-    """An error of cert_manager_certificates (certificates[i].x) named as this module's option."""
+def _apply(ctx, connection, batch: cm_ops.Batch, items: List[Tuple[str, Dict]], took, key: str) -> None:
+    """The batch applied; its diffs reported now, in the order of the writes. A failure's result names the batch's
+    results ``key`` (certificates or ca_certificates)."""
+    try:
+        cm_ops.apply_batch(Part(ctx, connection), batch)
+    except PKIError as exc:
+        raise _where_of(exc, items, key) from None
+    for result in batch.results:
+        diff = result.pop("diff", None)
+        took(
+            dict(
+                changed=result.get("changed"),
+                diff=dict(diff, before_header="Certificate %s/%s" % (result["namespace"], result["name"]))
+                if diff
+                else None,
+            )
+        )
+
+
+def _finish(
+    ctx, connection, batch: cm_ops.Batch, items: List[Tuple[str, Dict]], deadline: float, key: str
+) -> Dict[str, Any]:
+    """The batch waited for within the run's deadline."""
+    timeout = max(int(deadline - time.monotonic()), 1)
+    try:
+        summary = cm_ops.finish_batch(Part(ctx, connection), batch, True, timeout, interval=WAIT_INTERVAL)
+    except PKIError as exc:
+        raise _where_of(exc, items, key) from None
+    summary.pop("diff", None)  # reported when applied
+    return summary
+
+
+def _where_of(exc: PKIError, items: List[Tuple[str, Dict]], key: str = "certificates") -> PKIError:
+    """An error of cert_manager_certificates (certificates[i].x) named as this module's option; what it returns
+    about the Certificates goes under ``key``."""
     field = exc.field or ""
     if field.startswith("certificates["):
         index, rest = field.split("[", 1)[1].split("]", 1)
         field = items[int(index)][0] + rest
     renamed = PKIError(field, exc.problem, exc.fix)
-    renamed.result = getattr(exc, "result", None)
+    known = getattr(exc, "result", None)
+    renamed.result = {key if k == "certificates" else k: v for k, v in known.items()} if known else None
     return renamed

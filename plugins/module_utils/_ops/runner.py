@@ -161,13 +161,6 @@ def ca_location(params: Dict[str, Any], ca: CAOptions) -> Dict[str, Any]:
     return {"path": params[ca.path]}
 
 
-def kubernetes_problem() -> Optional[str]:
-    # pylint: disable=import-outside-toplevel
-    from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import KUBERNETES_IMPORT_ERROR
-
-    return missing_required_lib("kubernetes") if KUBERNETES_IMPORT_ERROR is not None else None
-
-
 def run(
     module,
     work: Callable[[Context], Dict[str, Any]],
@@ -177,8 +170,8 @@ def run(
 ) -> None:
     """Exit with ``work(ctx)``; fail naming the option and the fix; always disconnect.
 
-    ``kube``: the module always talks to the API server (the kubernetes package is required up front).
-    ``ca``: the module works on a CA; a Secret location needs the kubernetes package too.
+    ``kube``: the module always talks to the API server (connected on first use).
+    ``ca``: the module works on a CA; a Secret location talks to the API server too.
     ``crypto``: the module needs cryptography (all but the pure Kubernetes ones).
     """
     for option, alias in alias_conflicts(module):
@@ -192,13 +185,6 @@ def run(
     if crypto:
         require_cryptography(module)
     needs_kube = kube or (ca is not None and bool(module.params.get(ca.secret)))
-    if needs_kube:
-        problem = kubernetes_problem()
-        if problem is not None:
-            # pylint: disable=import-outside-toplevel
-            from ansible_collections.securebydefault.pki.plugins.module_utils.k8s.client import KUBERNETES_IMPORT_ERROR
-
-            module.fail_json(msg=problem, exception=KUBERNETES_IMPORT_ERROR)
     ctx = Context(module)
     result: Dict[str, Any] = {}
     failure = None

@@ -514,11 +514,6 @@ def report(request: StatusRequest, kube=None, check_mode: bool = False, now=None
 def rotation_status(ctx) -> Dict[str, Any]:
     """Module rotation_status."""
     request = StatusRequest.from_params(ctx.params)
-    if request.kubernetes:
-        from ansible_collections.securebydefault.pki.plugins.module_utils._ops.runner import kubernetes_problem
-
-        if kubernetes_problem():
-            raise PKIError("kubernetes", "the kubernetes Python package is missing", "pip install kubernetes")
     try:
         return report(request, kube=lambda: ctx.kube, check_mode=ctx.check_mode)
     except OSError as exc:

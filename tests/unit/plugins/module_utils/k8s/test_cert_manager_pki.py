@@ -152,6 +152,11 @@ def test_an_issuer_that_never_becomes_ready_is_named(kube, context):
     with pytest.raises(PKIError) as err:
         pki_ops.ensure_pki(context(cert_manager_pki.ARGUMENT_SPEC, args(wait_timeout=1)))
     assert err.value.field == "wait_timeout" and "ClusterIssuer sbd-pki-selfsigned not Ready" in err.value.problem
+    # what comes after it was applied all the same (cert-manager issues it once the ClusterIssuer is Ready), and the
+    # failure says so
+    assert CM + "/namespaces/prod/certificates/api" in kube.objects
+    assert err.value.result["changed"] is True and "prod/api" in err.value.result["applied_certificates"]
+    assert [i["issuer"]["metadata"]["name"] for i in err.value.result["issuers"]] == ["sbd-pki-cluster-ca"] * 3
 
 
 @pytest.mark.parametrize("extra, field", [
@@ -174,3 +179,76 @@ def test_a_namespace_given_as_a_number_is_a_name(cluster, context):
     first = pki_ops.ensure_pki(context(cert_manager_pki.ARGUMENT_SPEC, args(
         namespaces=[], certificates=services(("api", 2024)))))
     assert first["ready"] and [c["namespace"] for c in first["ca_certificates"]] == ["2024"]
+
+
+def test_what_only_the_api_can_check_is_read_before_the_first_write(cluster, context):
+    """A service Certificate naming a keystore password Secret that does not exist: found while reading, before the
+    namespace, the ClusterIssuer, the CA or the Issuer is written."""
+    kube = cluster
+    bad = services(("api", "prod"), ("web", "prod"), keystores={"pkcs12": {"password_secret_name": "missing"}})
+    with pytest.raises(PKIError) as err:
+        pki_ops.ensure_pki(context(cert_manager_pki.ARGUMENT_SPEC, args(certificates=bad)))
+    assert err.value.field == "certificates[0].keystores.pkcs12.password_secret_name", err.value
+    assert "'missing' does not exist" in err.value.problem
+    assert kube.writes() == []
+
+
+def test_everything_is_applied_in_the_order_needed_before_anything_is_waited_for(cluster, context):
+    kube = cluster
+    waits = []
+    plain_wait = kube.wait
+
+    def wait(path, done, timeout, interval=0.5):
+        waits.append((len(kube.log), path))
+        return plain_wait(path, done, timeout, interval)
+
+    kube.wait = wait
+    pki_ops.ensure_pki(context(cert_manager_pki.ARGUMENT_SPEC, args(namespaces=[])))
+    writes = [(n, path) for n, (method, path, _dry) in enumerate(kube.log) if method in ("PATCH", "POST", "PUT")]
+    kinds = []
+    for _n, path in writes:
+        kind = ("namespace" if path.startswith("/api/v1/namespaces/") and path.count("/") == 4 else
+                "clusterissuer" if "/clusterissuers/" in path else
+                "ca" if path.endswith("/certificates/sbd-pki-cluster-ca") else
+                "issuer" if "/issuers/" in path else "service" if "/certificates/" in path else path)
+        if not kinds or kinds[-1] != kind:
+            kinds.append(kind)
+    assert kinds == ["namespace", "clusterissuer", "ca", "issuer", "service"], kinds
+    # the first wait (for the ClusterIssuer) begins after the last write, and the waits go in the same order
+    assert waits[0] == (writes[-1][0] + 1, CM + "/clusterissuers/sbd-pki-selfsigned"), waits[:2]
+    order = []
+    for _n, path in waits:
+        kind = "clusterissuers" if "/clusterissuers/" in path else "issuers" if "/issuers/" in path else "certificates"
+        if not order or order[-1] != kind:
+            order.append(kind)
+    assert order == ["clusterissuers", "certificates", "issuers", "certificates"], waits
+
+
+def test_a_changing_ca_is_issued_before_a_service_certificate_is_applied(cluster, context):
+    """Where the CA already exists, a run that changes it applies the service Certificates only once the new CA is
+    issued and the Issuer Ready: none is signed by the key being replaced. A namespace set up from nothing in the
+    same run still gets everything at once."""
+    kube = cluster
+    pki_ops.ensure_pki(context(cert_manager_pki.ARGUMENT_SPEC, args(namespaces=[])))
+    waits = []
+    plain_wait = kube.wait
+
+    def wait(path, done, timeout, interval=0.5):
+        waits.append((len(kube.log), path))
+        return plain_wait(path, done, timeout, interval)
+
+    kube.wait = wait
+    changed = args(namespaces=[], ca_permitted_dns=["extra.example"],
+                   certificates=services(("api", "prod"), ("new", "prod"), ("cache", "fresh")))
+    again = pki_ops.ensure_pki(context(cert_manager_pki.ARGUMENT_SPEC, changed))
+    assert again["changed"] and again["ready"]
+    position = {path: n for n, (method, path, dry) in enumerate(kube.log) if method == "PATCH" and not dry}
+    prod_ca_wait = min(n for n, path in waits if path == CM + "/namespaces/prod/certificates")
+    prod_issuer_wait = min(n for n, path in waits if path.endswith("/namespaces/prod/issuers/sbd-pki-cluster-ca"))
+    assert position[CM + "/namespaces/prod/certificates/sbd-pki-cluster-ca"] < prod_ca_wait
+    assert prod_ca_wait < prod_issuer_wait < position[CM + "/namespaces/prod/certificates/new"]
+    # the new namespace: its service Certificate applied before the first wait
+    assert position[CM + "/namespaces/fresh/certificates/cache"] < min(n for n, _path in waits)
+    # the diff follows the writes: the CA Certificates before the Issuers, the Issuers before the services
+    headers = [d["before_header"] for d in again["diff"]]
+    assert headers.index("Certificate prod/sbd-pki-cluster-ca") < headers.index("Certificate prod/new")
